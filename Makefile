@@ -1,0 +1,45 @@
+# make run | make test | make lint | make fmt | make bench | make db-stop
+# With no DATABASE_URL, run and test use the embedded PostgreSQL in var/pgdata (server/embedded_db.py).
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+LINT_PATHS := server sync models pda_client printing tests
+
+.PHONY: venv run test lint fmt bench db-stop
+
+venv: $(STAMP)
+
+# re-install only when requirements.txt is newer than the last install
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $(STAMP)
+
+run: venv
+	$(PY) -m server.devrun
+
+test: venv
+	@$(MAKE) --no-print-directory lint
+	@if [ -z "$${DATABASE_URL:-}" ]; then \
+		DATABASE_URL="$$($(PY) -m server.embedded_db url)" || exit 1; \
+		export DATABASE_URL; \
+		echo "DATABASE_URL unset: using the embedded PostgreSQL at $$DATABASE_URL"; \
+	fi; \
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+# rewrite in place: ruff format, then the fixable lint findings (import order, pyupgrade)
+fmt: venv
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+
+bench: venv
+	$(PY) -m bench
+
+db-stop: venv
+	$(PY) -m server.embedded_db stop

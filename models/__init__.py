@@ -1,0 +1,19 @@
+"""The ledger: tables and the domain operations on them, one module per workflow.
+
+Knows nothing of Flask or HTTP. Operations take a Session plus a typed command and the services they need
+(clock, cipher), and raise ``models.errors`` exceptions. Importing this package registers every table on
+``models.base.Base.metadata``.
+"""
+
+from models import (  # noqa: F401  (register the tables)
+    catalog,
+    devices,
+    feed,
+    jurisdictions,
+    ledger,
+    notices,
+    payments,
+    server_state,
+    sync_store,
+    users,
+)

@@ -1,0 +1,82 @@
+"""Personal data at rest (DESIGN.md §7): AES-256-GCM for values, a keyed hash for lookups, masks for screens.
+
+The keys come from configuration (``JINGSU_PII_KEY``, ``JINGSU_LOOKUP_KEY``); this module never reads them itself.
+Ciphertext layout: version byte ``1`` + 12-byte nonce + GCM ciphertext-and-tag.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_VERSION = b"\x01"
+
+
+class PiiCipher:
+    """Encrypts and decrypts personal data; computes keyed lookup hashes."""
+
+    def __init__(self, pii_key_hex: str, lookup_key_hex: str) -> None:
+        key = bytes.fromhex(pii_key_hex)
+        if len(key) != 32:
+            raise ValueError("the personal-data key must be 32 bytes (64 hex characters)")
+        self._aead = AESGCM(key)
+        self._lookup_key = bytes.fromhex(lookup_key_hex)
+
+    def encrypt(self, plaintext: bytes, *, context: bytes = b"") -> bytes:
+        nonce = os.urandom(12)
+        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, context)
+
+    def decrypt(self, blob: bytes, *, context: bytes = b"") -> bytes:
+        if not blob or blob[:1] != _VERSION:
+            raise ValueError("unknown ciphertext version")
+        return self._aead.decrypt(blob[1:13], blob[13:], context)
+
+    def encrypt_json(self, value: Any, *, context: bytes = b"") -> bytes:
+        return self.encrypt(json.dumps(value, ensure_ascii=False).encode(), context=context)
+
+    def decrypt_json(self, blob: bytes, *, context: bytes = b"") -> Any:
+        return json.loads(self.decrypt(blob, context=context))
+
+    def seal_text(self, value: Any, *, context: bytes = b"") -> str:
+        """Encrypt a JSON value into a base64 string that can sit inside a JSON document."""
+        return base64.b64encode(self.encrypt_json(value, context=context)).decode("ascii")
+
+    def open_text(self, sealed: str, *, context: bytes = b"") -> Any:
+        return self.decrypt_json(base64.b64decode(sealed), context=context)
+
+    def lookup_hash(self, value: str) -> bytes:
+        """Keyed hash of a normalised identifier (e.g. an RRN without its dash) for equality lookups."""
+        normalised = "".join(ch for ch in value if ch.isalnum()).upper()
+        return hmac.new(self._lookup_key, normalised.encode(), hashlib.sha256).digest()
+
+
+def mask_name(name: str) -> str:
+    """홍길동 → 홍*동, 김철 → 김*, a single character stays as it is."""
+    name = name.strip()
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_rrn(rrn: str) -> str:
+    """900101-1234567 → 900101-1******."""
+    digits = "".join(ch for ch in rrn if ch.isdigit())
+    if len(digits) != 13:
+        return "*" * len(rrn)
+    return f"{digits[:6]}-{digits[6]}******"
+
+
+def mask_plate(plate: str) -> str:
+    """12가3456 → 12가34**: the citizen page shows no more than this."""
+    plate = plate.strip()
+    if len(plate) <= 2:
+        return "*" * len(plate)
+    return plate[:-2] + "**"

@@ -1,0 +1,173 @@
+"""The ledger (DESIGN.md §4): receivables split into charge heads, with a balance that is the sum of immutable
+ledger entries. Nothing here is updated or deleted (the database refuses it); a mistake is reversed.
+
+Money is integer won. Entry amounts are signed: charges and surcharges positive; reductions, payments,
+write-offs and reversals of charges negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from models.base import Actor, Base
+
+# charge heads and their default allocation order (체납처분비 → principal → 가산금 → 중가산금), policy "v1"
+PRINCIPAL, SURCHARGE, MONTHLY_SURCHARGE, ENFORCEMENT_COST = (
+    "principal",
+    "surcharge",
+    "monthly_surcharge",
+    "enforcement_cost",
+)
+ALLOCATION_ORDER_V1 = {ENFORCEMENT_COST: 1, PRINCIPAL: 2, SURCHARGE: 3, MONTHLY_SURCHARGE: 4}
+
+ENTRY_KINDS = (
+    "charge",
+    "reduction",
+    "surcharge",
+    "payment",
+    "reversal",
+    "refund",
+    "write_off",
+    "write_off_reversal",
+    "correction",
+)
+
+OPEN, SETTLED, CANCELLED = "open", "settled", "cancelled"
+
+
+class Receivable(Base):
+    """부과건: one payer, one jurisdiction, one revenue item."""
+
+    __tablename__ = "receivables"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    jurisdiction: Mapped[str] = mapped_column(ForeignKey("jurisdictions.code"), index=True)
+    revenue_item: Mapped[str] = mapped_column(ForeignKey("revenue_items.code"))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), unique=True)
+    payer_ref: Mapped[str | None] = mapped_column(String(64))
+    allocation_policy: Mapped[str] = mapped_column(String(10), default="v1")
+    status: Mapped[str] = mapped_column(String(12), default=OPEN)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChargeHead(Base):
+    __tablename__ = "charge_heads"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    receivable_id: Mapped[int] = mapped_column(ForeignKey("receivables.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    allocation_order: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("receivable_id", "kind"),)
+
+
+class LedgerEntry(Base):
+    """One immutable movement on a charge head; who, when and from which device are part of it."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    receivable_id: Mapped[int] = mapped_column(ForeignKey("receivables.id"), index=True)
+    charge_head_id: Mapped[int] = mapped_column(ForeignKey("charge_heads.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    business_date: Mapped[date] = mapped_column(Date)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    actor_address: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(80))
+    memo: Mapped[str | None] = mapped_column(String(200))
+
+
+@dataclass(frozen=True)
+class Post:
+    """One entry to post on a receivable's charge head."""
+
+    head: str
+    kind: str
+    amount: int
+    business_date: date
+    source: str | None = None
+    memo: str | None = None
+
+
+def open_receivable(
+    session: Session, *, jurisdiction: str, revenue_item: str, notice_id: int | None, actor: Actor
+) -> Receivable:
+    receivable = Receivable(
+        jurisdiction=jurisdiction,
+        revenue_item=revenue_item,
+        notice_id=notice_id,
+        allocation_policy="v1",
+        status=OPEN,
+    )
+    session.add(receivable)
+    session.flush()
+    return receivable
+
+
+def _head(session: Session, receivable: Receivable, kind: str) -> ChargeHead:
+    head = session.scalar(select(ChargeHead).where(ChargeHead.receivable_id == receivable.id, ChargeHead.kind == kind))
+    if head is None:
+        head = ChargeHead(receivable_id=receivable.id, kind=kind, allocation_order=ALLOCATION_ORDER_V1[kind])
+        session.add(head)
+        session.flush()
+    return head
+
+
+def post(session: Session, receivable: Receivable, entry: Post, actor: Actor) -> LedgerEntry:
+    """Append one ledger entry (never updated afterwards)."""
+    if entry.kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown entry kind {entry.kind}")
+    head = _head(session, receivable, entry.head)
+    row = LedgerEntry(
+        receivable_id=receivable.id,
+        charge_head_id=head.id,
+        kind=entry.kind,
+        amount=entry.amount,
+        business_date=entry.business_date,
+        actor_user_id=actor.user_id,
+        actor_device_id=actor.device_id,
+        actor_address=actor.address,
+        source=entry.source,
+        memo=entry.memo,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def balance(session: Session, receivable_id: int) -> int:
+    """What is still owed: the sum of the receivable's entries."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.receivable_id == receivable_id)
+    )
+    return int(total or 0)
+
+
+def entries(session: Session, receivable_id: int) -> list[LedgerEntry]:
+    return list(
+        session.scalars(select(LedgerEntry).where(LedgerEntry.receivable_id == receivable_id).order_by(LedgerEntry.id))
+    )
+
+
+def cancel_receivable(
+    session: Session, receivable: Receivable, business_date: date, source: str, actor: Actor, memo: str
+) -> None:
+    """Reverse every charge head's balance to zero and mark the receivable cancelled."""
+    by_head = session.execute(
+        select(ChargeHead.kind, func.sum(LedgerEntry.amount))
+        .join(LedgerEntry, LedgerEntry.charge_head_id == ChargeHead.id)
+        .where(ChargeHead.receivable_id == receivable.id)
+        .group_by(ChargeHead.kind)
+    ).all()
+    for kind, amount in by_head:
+        if amount:
+            post(session, receivable, Post(kind, "reversal", -int(amount), business_date, source, memo), actor)
+    receivable.status = CANCELLED
+    session.flush()

@@ -1,0 +1,311 @@
+"""위반대장: notices issued in the street, their status, version and history (DESIGN.md §3).
+
+Accepting a ``notice.issued`` creates the notice and at once its receivable with the principal charge equal to the
+printed amount, even when flagged ``amount_mismatch``: the printed amount is what the citizen saw. A person
+notice's personal data (주민등록번호 above all) is stored encrypted from the first row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from models import ledger
+from models.base import Actor, Base, Scope
+from models.catalog import ViolationCode
+from models.crypto import PiiCipher, mask_name
+from models.errors import InvalidTransition, NotFound
+from models.feed import device_scope, record_change
+from sync.protocol import seoul_date
+
+ISSUED, UNDER_REVIEW, VOIDED, CANCELLED, PAID = "issued", "under_review", "voided", "cancelled", "paid"
+VOIDABLE = (ISSUED, UNDER_REVIEW)
+
+
+class Notice(Base):
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    notice_no: Mapped[str] = mapped_column(String(15), unique=True)
+    jurisdiction: Mapped[str] = mapped_column(ForeignKey("jurisdictions.code"))
+    kind: Mapped[str] = mapped_column(String(10))
+    violation_code: Mapped[str] = mapped_column(ForeignKey("violation_codes.code"))
+    schedule_key: Mapped[str] = mapped_column(String(80))  # the row the device printed from
+    amount: Mapped[int] = mapped_column(BigInteger)  # printed
+    reduced_amount: Mapped[int] = mapped_column(BigInteger)  # printed
+    opinion_deadline: Mapped[date] = mapped_column(Date)  # printed
+    expected: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the server's recomputation, when it differs
+    vehicle_plate: Mapped[str | None] = mapped_column(String(20), index=True)
+    vehicle_type: Mapped[str | None] = mapped_column(String(10))
+    offender_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    offender_name_masked: Mapped[str | None] = mapped_column(String(40))
+    rrn_hash: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    place_address: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    zone: Mapped[str | None] = mapped_column(String(40))
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    observed_again_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    photos: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    memo: Mapped[str | None] = mapped_column(Text)
+    qr: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(15))
+    version: Mapped[int] = mapped_column(Integer)
+    flags: Mapped[list[str]] = mapped_column(ARRAY(String(30)), default=list)
+    issued_event_id: Mapped[str] = mapped_column(String(36))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # occurred_at on the device
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    void_reason: Mapped[str | None] = mapped_column(String(20))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NoticeHistory(Base):
+    """The timeline of a notice: what happened, when, by whom or which device."""
+
+    __tablename__ = "notice_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    what: Mapped[str] = mapped_column(String(30))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+def notice_status_data(notice: Notice) -> dict[str, Any]:
+    data: dict[str, Any] = {"notice_no": notice.notice_no, "status": notice.status, "version": notice.version}
+    if notice.paid_at is not None:
+        data["paid_at"] = notice.paid_at.isoformat()
+    return data
+
+
+def _status_changed(session: Session, notice: Notice) -> None:
+    record_change(
+        session, device_scope(notice.device_id), "notice_status", notice.notice_no, notice_status_data(notice)
+    )
+
+
+def _history(
+    session: Session, notice: Notice, what: str, at: datetime, actor: Actor, detail: dict[str, Any] | None = None
+) -> None:
+    session.add(
+        NoticeHistory(
+            notice_id=notice.id,
+            what=what,
+            at=at,
+            actor_user_id=actor.user_id,
+            actor_device_id=actor.device_id,
+            detail=detail,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class IssueNotice:
+    """A notice as the device printed it, with the flags the server raised."""
+
+    notice_no: str
+    event_id: str
+    device_id: str
+    jurisdiction: str
+    kind: str
+    violation_code: str
+    schedule_key: str
+    amount: int
+    reduced_amount: int
+    opinion_deadline: date
+    place_address: str
+    observed_at: datetime
+    issued_at: datetime
+    qr: str
+    officer_id: int | None
+    vehicle_plate: str | None = None
+    vehicle_type: str | None = None
+    offender: dict[str, Any] | None = None
+    lat: float | None = None
+    lon: float | None = None
+    zone: str | None = None
+    observed_again_at: datetime | None = None
+    photos: list[str] = field(default_factory=list)
+    memo: str | None = None
+    flags: list[str] = field(default_factory=list)
+    expected: dict[str, Any] | None = None
+
+
+def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime, cipher: PiiCipher) -> Notice | None:
+    """Record an issued notice and open its receivable with the principal charge.
+
+    Returns ``None`` when the number is already taken by another notice (the caller answers ``notice_no_taken``);
+    the unique constraint decides, never a prior check.
+    """
+    offender_enc = rrn_hash = name_masked = None
+    if cmd.offender:
+        offender_enc = cipher.encrypt_json(cmd.offender, context=cmd.notice_no.encode())
+        if cmd.offender.get("rrn"):
+            rrn_hash = cipher.lookup_hash(cmd.offender["rrn"])
+        if cmd.offender.get("name"):
+            name_masked = mask_name(cmd.offender["name"])
+    status = UNDER_REVIEW if cmd.flags else ISSUED
+    values = dict(
+        notice_no=cmd.notice_no,
+        jurisdiction=cmd.jurisdiction,
+        kind=cmd.kind,
+        violation_code=cmd.violation_code,
+        schedule_key=cmd.schedule_key,
+        amount=cmd.amount,
+        reduced_amount=cmd.reduced_amount,
+        opinion_deadline=cmd.opinion_deadline,
+        expected=cmd.expected,
+        vehicle_plate=cmd.vehicle_plate,
+        vehicle_type=cmd.vehicle_type,
+        offender_enc=offender_enc,
+        offender_name_masked=name_masked,
+        rrn_hash=rrn_hash,
+        place_address=cmd.place_address,
+        lat=cmd.lat,
+        lon=cmd.lon,
+        zone=cmd.zone,
+        observed_at=cmd.observed_at,
+        observed_again_at=cmd.observed_again_at,
+        photos=list(cmd.photos),
+        officer_id=cmd.officer_id,
+        device_id=cmd.device_id,
+        memo=cmd.memo,
+        qr=cmd.qr,
+        status=status,
+        version=1,
+        flags=list(cmd.flags),
+        issued_event_id=cmd.event_id,
+        issued_at=cmd.issued_at,
+        synced_at=now,
+    )
+    notice_id = session.scalar(
+        pg_insert(Notice).values(**values).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice.id)
+    )
+    if notice_id is None:
+        return None
+    notice = session.get(Notice, notice_id)
+    assert notice is not None
+    revenue_item = session.scalar(select(ViolationCode.revenue_item).where(ViolationCode.code == cmd.violation_code))
+    assert revenue_item is not None
+    receivable = ledger.open_receivable(
+        session, jurisdiction=cmd.jurisdiction, revenue_item=revenue_item, notice_id=notice.id, actor=actor
+    )
+    ledger.post(
+        session,
+        receivable,
+        ledger.Post(ledger.PRINCIPAL, "charge", cmd.amount, seoul_date(cmd.observed_at), f"event:{cmd.event_id}"),
+        actor,
+    )
+    _history(session, notice, "issued", cmd.issued_at, actor, {"flags": list(cmd.flags)} if cmd.flags else None)
+    _history(session, notice, "synced", now, actor)
+    _status_changed(session, notice)
+    return notice
+
+
+def find_notice(session: Session, notice_no: str, *, for_update: bool = False) -> Notice | None:
+    stmt = select(Notice).where(Notice.notice_no == notice_no)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def void_notice(
+    session: Session,
+    notice: Notice,
+    reason_code: str,
+    memo: str | None,
+    actor: Actor,
+    at: datetime,
+    now: datetime,
+    source: str,
+) -> Notice:
+    """Void a notice (the officer's mistake, with a reason): it is withdrawn and its receivable reversed."""
+    if notice.status not in VOIDABLE:
+        raise InvalidTransition(f"a notice that is {notice.status} cannot be voided", field="notice_no")
+    notice.status = VOIDED
+    notice.void_reason = reason_code
+    notice.version += 1
+    notice.updated_at = now
+    receivable = session.scalar(select(ledger.Receivable).where(ledger.Receivable.notice_id == notice.id))
+    if receivable is not None:
+        ledger.cancel_receivable(session, receivable, seoul_date(at), source, actor, f"void:{reason_code}")
+    _history(session, notice, "voided", at, actor, {"reason_code": reason_code, "memo": memo})
+    session.flush()
+    _status_changed(session, notice)
+    return notice
+
+
+# --- back-office reads -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoticeFilter:
+    notice_no: str | None = None
+    plate: str | None = None
+    status: str | None = None
+    observed_from: datetime | None = None
+    observed_to: datetime | None = None
+
+
+def list_notices(session: Session, scope: Scope, flt: NoticeFilter, limit: int, after: int | None) -> list[Notice]:
+    """Notices in the caller's scope, newest id first, keyset-paginated by ``after`` (an id)."""
+    stmt = select(Notice)
+    stmt = scope.apply(stmt, Notice.jurisdiction)
+    if flt.notice_no:
+        stmt = stmt.where(Notice.notice_no == flt.notice_no)
+    if flt.plate:
+        stmt = stmt.where(Notice.vehicle_plate == flt.plate)
+    if flt.status:
+        stmt = stmt.where(Notice.status == flt.status)
+    if flt.observed_from:
+        stmt = stmt.where(Notice.observed_at >= flt.observed_from)
+    if flt.observed_to:
+        stmt = stmt.where(Notice.observed_at < flt.observed_to)
+    if after is not None:
+        stmt = stmt.where(Notice.id < after)
+    return list(session.scalars(stmt.order_by(Notice.id.desc()).limit(limit)))
+
+
+def get_notice(session: Session, scope: Scope, notice_no: str) -> Notice:
+    """One notice in the caller's scope; outside it, or unknown, is ``NotFound`` alike."""
+    notice = find_notice(session, notice_no)
+    if notice is None or not scope.allows(notice.jurisdiction):
+        raise NotFound("no such notice", field="notice_no")
+    return notice
+
+
+def history(session: Session, notice_id: int) -> list[NoticeHistory]:
+    return list(
+        session.scalars(
+            select(NoticeHistory)
+            .where(NoticeHistory.notice_id == notice_id)
+            .order_by(NoticeHistory.at, NoticeHistory.id)
+        )
+    )
+
+
+def receivable_of(session: Session, notice_id: int) -> ledger.Receivable | None:
+    return session.scalar(select(ledger.Receivable).where(ledger.Receivable.notice_id == notice_id))

@@ -1,0 +1,61 @@
+"""The Flask app: ``create_app(config)`` wires configuration, the database, the API and the pages.
+
+No work at import: ``wsgi.py`` is the only place that builds an app.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g
+from flask_smorest import Api
+from sqlalchemy import Connection, Engine
+
+from models.base import Clock
+from server.config import Config
+from server.runtime import Runtime
+
+
+def create_app(
+    config: Config | None = None, *, bind: Engine | Connection | None = None, clock: Clock | None = None
+) -> Flask:
+    """Build the app. ``bind`` (tests only) runs every request on a given engine or connection."""
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Jingsu 세외수입 징수 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["jingsu"] = Runtime.build(config, bind=bind, clock=clock)
+
+    api = Api(app)
+    from server.api import backoffice, sync_api
+
+    api.register_blueprint(backoffice.blp)
+    api.register_blueprint(sync_api.blp)
+    from server import pages
+
+    app.register_blueprint(pages.bp)
+
+    from server import errors
+
+    errors.register(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = uuid.uuid4().hex
+
+    from server import cli
+
+    cli.register(app)
+    logging.getLogger("jingsu").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,1 @@
+"""HTTP blueprints: back office (``/api/v1``) and the device sync protocol (``/sync/v1``)."""

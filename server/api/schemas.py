@@ -1,0 +1,152 @@
+"""Back-office wire schemas (PROTOCOL.md §1, §6): shape only."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from sync import protocol
+
+JURISDICTION = validate.Regexp(r"^[0-9]{5}$", error="must be a 5-digit jurisdiction code")
+
+
+class LoginRequest(Schema):
+    login = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class UserOut(Schema):
+    login = fields.String()
+    role = fields.String()
+    jurisdiction = fields.String()
+
+
+class LoginResponse(Schema):
+    access_token = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserOut)
+
+
+class RegisterDeviceRequest(Schema):
+    jurisdiction = fields.String(required=True, validate=JURISDICTION)
+    label = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
+class RegisterDeviceResponse(Schema):
+    device_id = fields.String()
+    enrollment_code = fields.String()
+
+
+class EnrollmentCodeResponse(Schema):
+    device_id = fields.String()
+    enrollment_code = fields.String()
+    expires_at = fields.DateTime()
+
+
+class RevokeRequest(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class RevokeResponse(Schema):
+    device_id = fields.String()
+    revoked_at = fields.DateTime()
+    cancelled_numbers = fields.Integer()
+
+
+class DeviceOut(Schema):
+    device_id = fields.String(attribute="id")
+    jurisdiction = fields.String()
+    label = fields.String()
+    status = fields.String()
+    acked_seq = fields.Integer()
+    last_push_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class DeviceList(Schema):
+    items = fields.List(fields.Nested(DeviceOut))
+
+
+class NoticeQuery(Schema):
+    notice_no = fields.String(validate=validate.Length(max=15))
+    plate = fields.String(validate=validate.Length(max=20))
+    status = fields.String(validate=validate.OneOf(protocol.NOTICE_STATUSES))
+    from_ = fields.AwareDateTime(data_key="from")
+    to = fields.AwareDateTime()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    after = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$", error="must be a cursor from `next`"))
+
+
+class NoticeOut(Schema):
+    notice_no = fields.String()
+    status = fields.String()
+    version = fields.Integer()
+    kind = fields.String()
+    jurisdiction = fields.String()
+    violation_code = fields.String()
+    amount = fields.Integer()
+    reduced_amount = fields.Integer()
+    opinion_deadline = fields.Date()
+    observed_at = fields.DateTime()
+    issued_at = fields.DateTime()
+    synced_at = fields.DateTime()
+    device_id = fields.String()
+    officer_id = fields.Integer(allow_none=True)
+    flags = fields.List(fields.String())
+    vehicle_plate = fields.String(allow_none=True)
+    vehicle_type = fields.String(allow_none=True)
+    offender_name = fields.String(attribute="offender_name_masked", allow_none=True)
+    place_address = fields.String()
+    zone = fields.String(allow_none=True)
+    expected = fields.Dict(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+
+
+class NoticeList(Schema):
+    items = fields.List(fields.Nested(NoticeOut))
+    next = fields.String(allow_none=True)
+
+
+class EntryOut(Schema):
+    id = fields.Integer()
+    charge_head = fields.String()
+    kind = fields.String()
+    amount = fields.Integer()
+    business_date = fields.Date()
+    posted_at = fields.DateTime()
+    actor_user_id = fields.Integer(allow_none=True)
+    actor_device_id = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    memo = fields.String(allow_none=True)
+
+
+class ReceivableOut(Schema):
+    id = fields.Integer()
+    revenue_item = fields.String()
+    status = fields.String()
+    balance = fields.Integer()
+    allocation_policy = fields.String()
+
+
+class PaymentOut(Schema):
+    id = fields.Integer()
+    gateway = fields.String()
+    txn_id = fields.String()
+    channel = fields.String()
+    amount = fields.Integer()
+    status = fields.String()
+    approved_at = fields.DateTime(allow_none=True)
+
+
+class TimelineOut(Schema):
+    what = fields.String()
+    at = fields.DateTime()
+    actor_user_id = fields.Integer(allow_none=True)
+    actor_device_id = fields.String(allow_none=True)
+    detail = fields.Dict(allow_none=True)
+
+
+class NoticeDetail(NoticeOut):
+    receivable = fields.Nested(ReceivableOut, allow_none=True)
+    entries = fields.List(fields.Nested(EntryOut))
+    payments = fields.List(fields.Nested(PaymentOut))
+    timeline = fields.List(fields.Nested(TimelineOut))

@@ -1,0 +1,57 @@
+"""Maintenance commands: ``flask --app wsgi <command>``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import Flask
+
+from server.runtime import runtime, unit_of_work
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("migrate")
+    def migrate() -> None:
+        """Upgrade the database to the newest migration."""
+        from models.migrate import upgrade
+
+        upgrade(runtime().config.database_url)
+        click.echo("migrated to head")
+
+    @app.cli.command("demo")
+    def demo() -> None:
+        """Load the demo data (idempotent) and print fresh enrollment codes of the demo devices."""
+        for line in load_demo_and_describe():
+            click.echo(line)
+
+    @app.cli.command("bump-epoch")
+    def bump_epoch() -> None:
+        """Start a new sync epoch (after a restore): every device must push, then refetch its scope."""
+        from models.server_state import bump_epoch as bump
+
+        with unit_of_work() as session:
+            epoch = bump(session)
+        click.echo(f"sync epoch is now {epoch}")
+
+
+def load_demo_and_describe() -> list[str]:
+    """Load demo data in one transaction; the lines to print (logins and enrollment codes)."""
+    from models.demo import DEMO_DISTRICTS, load_demo
+
+    rt = runtime()
+    with unit_of_work() as session:
+        devices = load_demo(
+            session,
+            password=rt.config.demo_password,
+            now=rt.clock(),
+            production=rt.config.is_production,
+            code_ttl=timedelta(hours=rt.config.enrollment_code_hours),
+        )
+    lines = ["", "데모 계정 (password: JINGSU_DEMO_PASSWORD, default jingsu-demo)", "  admin"]
+    for district in DEMO_DISTRICTS:
+        lines.append(f"  clerk.{district}   officer.{district}.1   officer.{district}.2")
+    lines += ["", f"{'device_id':<38} {'jurisdiction':<12} {'enrollment code':<16} label"]
+    for d in devices:
+        lines.append(f"{d.device_id:<38} {d.jurisdiction:<12} {d.enrollment_code:<16} {d.label}")
+    return lines

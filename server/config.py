@@ -1,0 +1,130 @@
+"""The one configuration object: every environment variable Jingsu reads, by name, with coercion and dev defaults.
+
+Nothing else in the code base touches ``os.environ``. Secrets (JWT signing key, personal-data key, RRN lookup key)
+come from the environment; in development their defaults are generated once and kept in ``var/secrets.json`` so that
+restarts keep tokens, QR keys at rest and encrypted rows readable. In production a missing secret is an error.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = "development"
+    database_url: str = ""
+    var_dir: Path = ROOT / "var"
+    # secrets (hex strings); generated once per var/ in development
+    jwt_secret: str = ""
+    pii_key: str = ""
+    lookup_key: str = ""
+    # public base URL printed in payment QR codes (no trailing slash)
+    pay_base_url: str = "http://127.0.0.1:5000"
+    demo_password: str = "jingsu-demo"
+    # auth
+    staff_token_minutes: int = 60
+    device_token_hours: int = 12
+    lockout_failures: int = 5
+    lockout_window_minutes: int = 15
+    lockout_minutes: int = 15
+    enrollment_code_hours: int = 24
+    # sync
+    max_batch_events: int = 500
+    max_batch_bytes: int = 2 * 1024 * 1024
+    clock_skew_minutes: int = 5
+    late_sync_hours: int = 72
+    block_size: int = 500
+    block_expiry_days: int = 365
+    min_live_blocks: int = 2
+    retention_days: int = 30
+    tombstone_days: int = 90
+    printer_width_mm: int = 80
+    pull_default_limit: int = 500
+    pull_max_limit: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read the configuration from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            name = "DATABASE_URL" if f.name == "database_url" else f"JINGSU_{f.name.upper()}"
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, Path):
+                    values[f.name] = Path(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        config = cls(**values)
+        if not config.database_url:
+            url_file = config.var_dir / "database_url"
+            if url_file.exists():
+                config = replace(config, database_url=url_file.read_text().strip())
+        config = config._with_secrets()
+        if config.pay_base_url.endswith("/"):
+            config = replace(config, pay_base_url=config.pay_base_url.rstrip("/"))
+        return config
+
+    def _with_secrets(self) -> Config:
+        missing = [name for name in _SECRET_NAMES if not getattr(self, name)]
+        if not missing:
+            return self
+        if self.is_production:
+            names = ", ".join(f"JINGSU_{n.upper()}" for n in missing)
+            raise ConfigError(f"production needs these secrets in the environment: {names}")
+        stored = _dev_secrets(self.var_dir)
+        return replace(self, **{name: stored[name] for name in missing})
+
+
+def _dev_secrets(var_dir: Path) -> dict[str, str]:
+    """Development secrets, generated once and kept in ``var/secrets.json`` (mode 0600)."""
+    path = var_dir / "secrets.json"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    # several processes (gunicorn workers, the worker, tests) may start at once: one generates, the others read
+    with open(var_dir / ".secrets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if all(stored.get(n) for n in _SECRET_NAMES):
+            return stored
+        for name in _SECRET_NAMES:
+            stored.setdefault(name, secrets.token_hex(32))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return stored

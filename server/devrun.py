@@ -1,0 +1,43 @@
+"""``make run``: the embedded database when ``DATABASE_URL`` is unset, migrations, demo data, then the server.
+
+Serves http://127.0.0.1:5000 with gunicorn (OpenAPI docs at /docs, the document at /openapi.json).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from server.config import Config
+
+
+def main() -> None:
+    config = Config.from_env()
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        from server import embedded_db
+
+        env["DATABASE_URL"] = embedded_db.ensure_running()
+        config = config.with_overrides(database_url=env["DATABASE_URL"])
+        print(f"embedded PostgreSQL: {env['DATABASE_URL']}")
+    from models.migrate import upgrade
+
+    upgrade(config.database_url)
+    print("database migrated to head")
+    from server import create_app
+    from server.cli import load_demo_and_describe
+
+    app = create_app(config)
+    with app.app_context():
+        for line in load_demo_and_describe():
+            print(line)
+    bind = env.get("JINGSU_BIND", "127.0.0.1:5000")
+    print(
+        f"\nJingsu on http://{bind}  (API docs: http://{bind}/docs, OpenAPI: http://{bind}/openapi.json)\n", flush=True
+    )
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    os.execve(gunicorn, [gunicorn, "-w", "2", "-b", bind, "--no-control-socket", "wsgi:app"], env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""What a request needs besides itself: configuration, the database, the personal-data cipher and the clock.
+
+Built once per app in ``create_app`` and kept in ``app.extensions["jingsu"]``; nothing here exists at import time.
+A request runs in one unit of work: one transaction, committed when the handler returns, rolled back otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import Clock, utcnow
+from models.crypto import PiiCipher
+from models.errors import DomainError
+from models.users import LockoutPolicy
+from server.config import Config
+from sync.changes import PullSettings
+from sync.reconcile import SyncSettings
+
+
+@dataclass
+class Runtime:
+    config: Config
+    engine: Engine | None
+    sessions: sessionmaker[Session]
+    cipher: PiiCipher
+    clock: Clock
+
+    @classmethod
+    def build(cls, config: Config, bind: Engine | Connection | None = None, clock: Clock | None = None) -> Runtime:
+        engine = None
+        if bind is None:
+            if not config.database_url:
+                raise RuntimeError("no DATABASE_URL: set it, or start the embedded database with `make run`")
+            engine = create_engine(config.database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            bind = engine
+        if isinstance(bind, Connection):
+            sessions = sessionmaker(bind=bind, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        else:
+            sessions = sessionmaker(bind=bind, expire_on_commit=False)
+        return cls(
+            config=config,
+            engine=engine,
+            sessions=sessions,
+            cipher=PiiCipher(config.pii_key, config.lookup_key),
+            clock=clock or utcnow,
+        )
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        c = self.config
+        return LockoutPolicy(
+            failures=c.lockout_failures,
+            window=timedelta(minutes=c.lockout_window_minutes),
+            lock_for=timedelta(minutes=c.lockout_minutes),
+        )
+
+    @property
+    def sync_settings(self) -> SyncSettings:
+        return SyncSettings(
+            clock_skew=timedelta(minutes=self.config.clock_skew_minutes),
+            late_sync=timedelta(hours=self.config.late_sync_hours),
+        )
+
+    def device_settings(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "pay_base_url": c.pay_base_url,
+            "printer_width_mm": c.printer_width_mm,
+            "retention_days": c.retention_days,
+            "tombstone_days": c.tombstone_days,
+            "block_size": c.block_size,
+        }
+
+    @property
+    def pull_settings(self) -> PullSettings:
+        c = self.config
+        return PullSettings(
+            block_size=c.block_size,
+            min_live_blocks=c.min_live_blocks,
+            block_expiry=timedelta(days=c.block_expiry_days),
+            device_settings=self.device_settings(),
+        )
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["jingsu"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction: committed on success, rolled back on error (a domain error may ask to keep its changes,
+    e.g. a failed sign-in's counter)."""
+    session = runtime().sessions()
+    g.session = session
+    try:
+        yield session
+        session.commit()
+    except DomainError as exc:
+        if exc.extra.get("keep_changes"):
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        g.pop("session", None)

@@ -1,0 +1,158 @@
+"""The pull feed (PROTOCOL.md §3): what changed in a device's scope since its cursor.
+
+Positions are (txid, id) of ``change_log`` rows, served in that order and only for transactions that ended before
+the oldest one still running (``pg_snapshot_xmin``). A transaction that commits late therefore holds the feed back
+instead of being skipped, and nothing is served twice on one cursor chain.
+
+Number blocks are read from their own table by block id (a pull allocates them in its own transaction, and they must
+be in that same response); device settings are sent whenever they differ from what the cursor chain last carried.
+Cursors are opaque to devices and never built from device clocks. Compacting the log (a later issue) raises
+``server_state.feed_floor_id``; a cursor below it must reset, as must one from another epoch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from models import devices as device_ops
+from models.devices import ACTIVE, Device, NumberBlock, number_block_data
+from models.errors import Conflict, Forbidden, InvalidInput
+from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
+from models.server_state import get_state
+
+
+class ResetRequired(Conflict):
+    """The cursor belongs to another epoch or is older than the feed keeps: refetch the scope from no cursor."""
+
+    code = "reset_required"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    epoch: str
+    txid: int
+    id: int
+    block_id: int
+    settings_hash: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.epoch, self.txid, self.id, self.block_id, self.settings_hash], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            epoch, txid, id_, block_id, settings_hash = json.loads(raw)
+            if not (
+                isinstance(epoch, str)
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (txid, id_, block_id))
+                and isinstance(settings_hash, str)
+            ):
+                raise ValueError("bad cursor fields")
+        except (ValueError, TypeError):
+            raise InvalidInput("the cursor is not one this server made", field="cursor") from None
+        return cls(epoch, txid, id_, block_id, settings_hash)
+
+
+@dataclass(frozen=True)
+class PullSettings:
+    block_size: int
+    min_live_blocks: int
+    block_expiry: timedelta
+    device_settings: dict[str, Any]
+
+
+def _settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pull(
+    session: Session, device_id: str, cursor_text: str | None, limit: int, now: datetime, settings: PullSettings
+) -> dict[str, Any]:
+    """One page of changes for ``device_id`` after ``cursor_text`` (``None``: the whole scope from the start).
+
+    Tops the device up with number blocks first (in this transaction), so new blocks are in this response.
+    Raises ``ResetRequired``, ``InvalidInput`` (undecodable cursor) and ``Forbidden(device_revoked)``.
+    """
+    state = get_state(session)
+    if cursor_text is None:
+        cursor = Cursor(state.epoch, 0, 0, 0, "")
+    else:
+        cursor = Cursor.decode(cursor_text)
+        if cursor.epoch != state.epoch:
+            raise ResetRequired("the server's sync epoch changed; push what is unsynced, then pull from no cursor")
+        if cursor.id < state.feed_floor_id:
+            raise ResetRequired(
+                "the cursor is older than the feed keeps; push what is unsynced, then pull from no cursor"
+            )
+
+    device = device_ops.get_device(session, device_id, for_update=True)
+    if device.status == device_ops.REVOKED:
+        raise Forbidden("this device has been revoked", code="device_revoked")
+    device_ops.top_up_blocks(
+        session,
+        device,
+        now,
+        block_size=settings.block_size,
+        min_live=settings.min_live_blocks,
+        expiry=settings.block_expiry,
+    )
+
+    changes: list[dict[str, Any]] = []
+    settings_hash = _settings_hash(settings.device_settings)
+    if settings_hash != cursor.settings_hash:
+        changes.append(
+            {"entity": "device_settings", "op": "upsert", "key": "settings", "data": settings.device_settings}
+        )
+    block_id = cursor.block_id
+    for block in _new_blocks(session, device, block_id):
+        changes.append(
+            {"entity": "number_block", "op": "upsert", "key": str(block.id), "data": number_block_data(block)}
+        )
+        block_id = block.id
+
+    rows = session.execute(
+        text(
+            """
+            SELECT id, txid, entity, key, op, data FROM change_log
+            WHERE scope = ANY(:scopes)
+              AND (txid, id) > (:txid, :id)
+              AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+            ORDER BY txid, id
+            LIMIT :limit
+            """
+        ),
+        {
+            "scopes": [SCOPE_ALL, jurisdiction_scope(device.jurisdiction), device_scope(device.id)],
+            "txid": cursor.txid,
+            "id": cursor.id,
+            "limit": limit + 1,
+        },
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    txid, last_id = cursor.txid, cursor.id
+    for row in rows:
+        changes.append({"entity": row.entity, "op": row.op, "key": row.key, "data": row.data})
+        txid, last_id = row.txid, row.id
+    next_cursor = Cursor(state.epoch, txid, last_id, block_id, settings_hash)
+    return {"epoch": state.epoch, "next_cursor": next_cursor.encode(), "has_more": has_more, "changes": changes}
+
+
+def _new_blocks(session: Session, device: Device, after_id: int) -> list[NumberBlock]:
+    return list(
+        session.scalars(
+            select(NumberBlock)
+            .where(NumberBlock.device_id == device.id, NumberBlock.id > after_id, NumberBlock.status == ACTIVE)
+            .order_by(NumberBlock.id)
+        )
+    )

@@ -1,0 +1,619 @@
+"""Reconciliation of pushed batches (PROTOCOL.md §2): exactly once, in ``seq`` order, nothing silently dropped.
+
+One call of ``push`` is one transaction (the caller commits). The device's row is locked first, so batches of one
+device apply one after another: a batch sent twice, in any order or concurrently, changes the ledger once. An
+event's effect, its stored copy and the device's ``acked_seq`` are written in the same transaction.
+
+Per event: a known ``event_id`` answers its first fate again (``duplicate`` when it was applied, else the same
+status); a new event at the next ``seq`` is applied; one after a gap is ``held`` until the gap is filled (then it is
+applied in that same transaction and its result appended); a new ``event_id`` at an acknowledged ``seq`` is
+``rejected`` as ``seq_reused``.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from models import devices as device_ops
+from models import notices as notice_ops
+from models.base import Actor
+from models.catalog import ViolationCode, schedule_rules
+from models.crypto import PiiCipher
+from models.devices import Device
+from models.errors import Forbidden, InvalidInput
+from models.sync_store import SyncEvent
+from models.users import User
+from sync import protocol
+from sync.schemas import NoticeIssuedData, NoticeVoidedData, flatten_errors
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Configurable thresholds of the push path (defaults are PROTOCOL.md's)."""
+
+    clock_skew: timedelta = timedelta(minutes=5)
+    late_sync: timedelta = timedelta(hours=72)
+
+
+class EnvelopeError(InvalidInput):
+    """The batch envelope is malformed: the whole batch is refused, nothing applied."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("the batch envelope is malformed; nothing was applied", code="validation_failed")
+        self.errors = errors
+
+
+@dataclass
+class Outcome:
+    """The fate of one event."""
+
+    status: str
+    notice_no: str | None = None
+    version: int | None = None
+    flags: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    current: dict[str, Any] | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": self.status,
+            "notice_no": self.notice_no,
+            "version": self.version,
+            "flags": self.flags,
+            "problems": self.problems,
+        }
+        if self.current is not None:
+            out["current"] = self.current
+        return out
+
+
+def _rejected(notice_no: str | None, code: str, field_name: str, message: str) -> Outcome:
+    return Outcome(protocol.REJECTED, notice_no, problems=[{"code": code, "field": field_name, "message": message}])
+
+
+def _invalid_data(notice_no: str | None, errors: Any) -> Outcome:
+    flat = flatten_errors(errors, "data")
+    problems = [
+        {"code": "validation_failed", "field": path, "message": "; ".join(messages)} for path, messages in flat.items()
+    ]
+    return Outcome(protocol.REJECTED, notice_no, problems=problems)
+
+
+# --- envelope ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    device_time: datetime | None
+    events: list[dict[str, Any]]
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_envelope(body: Any) -> Batch:
+    """Check the all-or-nothing part of a push (``batch_id``, ``events``, each event's ``event_id``/``seq``/``type``).
+
+    Raises ``EnvelopeError`` naming every wrong field.
+    """
+    errors: dict[str, list[str]] = {}
+    if not isinstance(body, dict):
+        raise EnvelopeError({"body": ["must be a JSON object"]})
+    if not _is_uuid(body.get("batch_id")):
+        errors["batch_id"] = ["required: a UUID string"]
+    device_time = None
+    raw_time = body.get("device_time")
+    if raw_time is not None:
+        device_time = _parse_time(raw_time)
+        if device_time is None:
+            errors["device_time"] = ["must be ISO 8601 with an offset"]
+    events = body.get("events")
+    if not isinstance(events, list):
+        errors["events"] = ["required: a list of events"]
+        events = []
+    for index, event in enumerate(events):
+        where = f"events.{index}"
+        if not isinstance(event, dict):
+            errors[where] = ["must be an object"]
+            continue
+        if not _is_uuid(event.get("event_id")):
+            errors[f"{where}.event_id"] = ["required: a UUID string"]
+        seq = event.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            errors[f"{where}.seq"] = ["required: an integer ≥ 1"]
+        if not isinstance(event.get("type"), str) or not event.get("type"):
+            errors[f"{where}.type"] = ["required: a string"]
+    if errors:
+        raise EnvelopeError(errors)
+    return Batch(batch_id=body["batch_id"], device_time=device_time, events=events)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+# --- personal data inside stored events ---------------------------------------------------------------------------
+
+_SEALED_FIELDS = ("offender",)
+
+
+def seal_event(event: dict[str, Any], cipher: PiiCipher) -> dict[str, Any]:
+    """The event as stored: personal fields of ``data`` replaced by ciphertext."""
+    data = event.get("data")
+    if not isinstance(data, dict) or not any(name in data for name in _SEALED_FIELDS):
+        return event
+    stored = dict(event)
+    stored_data = dict(data)
+    for name in _SEALED_FIELDS:
+        if name in stored_data:
+            stored_data[name] = {"sealed": cipher.seal_text(stored_data[name], context=str(event["event_id"]).encode())}
+    stored["data"] = stored_data
+    return stored
+
+
+def unseal_event(stored: dict[str, Any], cipher: PiiCipher) -> dict[str, Any]:
+    """The event as the device pushed it."""
+    data = stored.get("data")
+    if not isinstance(data, dict):
+        return stored
+    event = copy.deepcopy(stored)
+    for name in _SEALED_FIELDS:
+        value = data.get(name)
+        if isinstance(value, dict) and set(value) == {"sealed"}:
+            event["data"][name] = cipher.open_text(value["sealed"], context=str(stored["event_id"]).encode())
+    return event
+
+
+# --- the push ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    event: dict[str, Any]
+    content_hash: str
+    row: SyncEvent | None = None  # set when the event was held by an earlier batch
+
+
+@dataclass
+class PushContext:
+    session: Session
+    device: Device
+    batch: Batch
+    now: datetime
+    cipher: PiiCipher
+    settings: SyncSettings
+    pay_base_url: str
+    batch_skew: bool
+    officer_id: int | None
+    chain: dict[int, str] = field(default_factory=dict)
+    _qr_keys: list[str] | None = None
+
+    def qr_keys(self) -> list[str]:
+        if self._qr_keys is None:
+            self._qr_keys = device_ops.qr_keys(self.session, self.device.id, self.cipher)
+        return self._qr_keys
+
+
+def push(
+    session: Session,
+    device_id: str,
+    body: Any,
+    *,
+    now: datetime,
+    cipher: PiiCipher,
+    settings: SyncSettings,
+    pay_base_url: str,
+    officer_id: int | None = None,
+) -> dict[str, Any]:
+    """Apply one pushed batch of ``device_id`` and answer PROTOCOL.md §2's response body.
+
+    Raises ``EnvelopeError`` (nothing applied) and ``Forbidden(device_revoked)``.
+    """
+    batch = parse_envelope(body)
+    device = device_ops.get_device(session, device_id, for_update=True)
+    if device.status == device_ops.REVOKED:
+        raise Forbidden("this device has been revoked", code="device_revoked")
+    batch_skew = False
+    if batch.device_time is not None:
+        offset = batch.device_time - now
+        device.clock_offset_ms = int(offset.total_seconds() * 1000)
+        batch_skew = abs(offset) > settings.clock_skew
+    device.last_push_at = now
+    ctx = PushContext(session, device, batch, now, cipher, settings, pay_base_url, batch_skew, officer_id)
+
+    results: list[dict[str, Any] | None] = [None] * len(batch.events)
+    by_event_id: dict[str, int] = {}
+    seen_in_batch: dict[str, tuple[str, int]] = {}
+    existing = {
+        row.event_id: row
+        for row in session.scalars(
+            select(SyncEvent).where(SyncEvent.event_id.in_({str(e["event_id"]) for e in batch.events}))
+        )
+    }
+    held_rows = {
+        row.seq: row
+        for row in session.scalars(
+            select(SyncEvent).where(
+                SyncEvent.device_id == device.id, SyncEvent.status == protocol.HELD, SyncEvent.seq > device.acked_seq
+            )
+        )
+    }
+    pending: dict[int, _Pending] = {}
+    resent: list[tuple[int, SyncEvent]] = []  # re-sent events whose stored fate is read after the drain
+    new_rows: list[dict[str, Any]] = []
+
+    for index, event in enumerate(batch.events):
+        event_id = str(event["event_id"])
+        content_hash = protocol.event_hash(event)
+        earlier = existing.get(event_id)
+        if earlier is not None:
+            if earlier.content_hash == content_hash:
+                resent.append((index, earlier))
+            else:
+                results[index] = _conflict_result(event, "event_conflict", "this event_id was sent with other content")
+            continue
+        if event_id in seen_in_batch:
+            first_hash, first_index = seen_in_batch[event_id]
+            if first_hash == content_hash:
+                by_event_id.setdefault(event_id, first_index)
+                results[index] = {"_same_as": first_index}
+            else:
+                results[index] = _conflict_result(event, "event_conflict", "this event_id was sent with other content")
+            continue
+        seen_in_batch[event_id] = (content_hash, index)
+        seq = event["seq"]
+        if seq <= device.acked_seq or seq in pending or seq in held_rows:
+            outcome = _rejected(
+                _notice_no_of(event), "seq_reused", "seq", f"seq {seq} already belongs to another event"
+            )
+            new_rows.append(_row(ctx, event, content_hash, outcome, is_link=False))
+            results[index] = _result(event, outcome)
+            continue
+        pending[seq] = _Pending(event, content_hash)
+        by_event_id[event_id] = index
+
+    for seq, row in held_rows.items():
+        if seq not in pending:
+            pending[seq] = _Pending(unseal_event(row.payload, cipher), row.content_hash, row)
+
+    released: list[dict[str, Any]] = []
+    acked = device.acked_seq
+    applied_rows: dict[str, SyncEvent] = {}
+    while acked + 1 in pending:
+        item = pending.pop(acked + 1)
+        outcome = _apply(ctx, item.event, item.content_hash)
+        acked += 1
+        ctx.chain[acked] = item.content_hash
+        result = _result(item.event, outcome)
+        if item.row is not None:
+            item.row.status = outcome.status
+            item.row.result = outcome.as_result()
+            item.row.decided_at = now
+            item.row.notice_no = _notice_no_of(item.event)
+            applied_rows[item.row.event_id] = item.row
+            index = by_event_id.get(item.row.event_id)
+            if index is None:
+                released.append(result)
+        else:
+            new_rows.append(_row(ctx, item.event, item.content_hash, outcome, is_link=True))
+            results[by_event_id[str(item.event["event_id"])]] = result
+    for item in pending.values():
+        if item.row is None:
+            outcome = Outcome(protocol.HELD, _notice_no_of(item.event))
+            new_rows.append(_row(ctx, item.event, item.content_hash, outcome, is_link=True, decided=False))
+            results[by_event_id[str(item.event["event_id"])]] = _result(item.event, outcome)
+
+    device.acked_seq = acked
+    if new_rows:
+        session.execute(insert(SyncEvent), new_rows)
+    session.flush()
+
+    for index, row in resent:
+        if row.status == protocol.ACCEPTED:
+            results[index] = _stored_result(row, protocol.DUPLICATE)
+        else:
+            results[index] = _stored_result(row, row.status)
+    for index, result in enumerate(results):
+        if result is not None and "_same_as" in result:
+            first = results[result["_same_as"]]
+            assert first is not None
+            dup = dict(first)
+            if dup["status"] == protocol.ACCEPTED:
+                dup["status"] = protocol.DUPLICATE
+            results[index] = dup
+
+    return {
+        "batch_id": batch.batch_id,
+        "server_time": now,
+        "acked_seq": acked,
+        "results": [r for r in results if r is not None] + released,
+    }
+
+
+def _notice_no_of(event: dict[str, Any]) -> str | None:
+    value = event.get("notice_no")
+    return value if isinstance(value, str) else None
+
+
+def _result(event: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    return {"event_id": str(event["event_id"]), "seq": event["seq"], **outcome.as_result()}
+
+
+def _stored_result(row: SyncEvent, status: str) -> dict[str, Any]:
+    return {"event_id": row.event_id, "seq": row.seq, **row.result, "status": status}
+
+
+def _conflict_result(event: dict[str, Any], code: str, message: str) -> dict[str, Any]:
+    outcome = Outcome(
+        protocol.CONFLICT, _notice_no_of(event), problems=[{"code": code, "field": "event_id", "message": message}]
+    )
+    return _result(event, outcome)
+
+
+def _row(
+    ctx: PushContext, event: dict[str, Any], content_hash: str, outcome: Outcome, *, is_link: bool, decided: bool = True
+) -> dict[str, Any]:
+    data = event.get("data")
+    officer_id = data.get("officer_id") if isinstance(data, dict) else None
+    return {
+        "event_id": str(event["event_id"]),
+        "device_id": ctx.device.id,
+        "seq": event["seq"],
+        "type": str(event["type"])[:40],
+        "notice_no": (_notice_no_of(event) or "")[:40] or None,
+        "content_hash": content_hash,
+        "payload": seal_event(event, ctx.cipher),
+        "status": outcome.status,
+        "result": outcome.as_result(),
+        "is_link": is_link,
+        "batch_id": ctx.batch.batch_id,
+        "received_at": ctx.now,
+        "decided_at": ctx.now if decided else None,
+        "officer_id": officer_id if isinstance(officer_id, int) and not isinstance(officer_id, bool) else None,
+    }
+
+
+# --- applying one event --------------------------------------------------------------------------------------------
+
+
+def _previous_link_hash(ctx: PushContext, seq: int) -> str | None:
+    if seq == 1:
+        return protocol.GENESIS_HASH
+    if seq - 1 in ctx.chain:
+        return ctx.chain[seq - 1]
+    found = ctx.session.scalar(
+        select(SyncEvent.content_hash).where(
+            SyncEvent.device_id == ctx.device.id, SyncEvent.seq == seq - 1, SyncEvent.is_link.is_(True)
+        )
+    )
+    if found is not None:
+        ctx.chain[seq - 1] = found
+    return found
+
+
+def _common_flags(ctx: PushContext, event: dict[str, Any], data: dict[str, Any], occurred_at: datetime) -> list[str]:
+    flags = []
+    if data.get("prev_hash") != _previous_link_hash(ctx, event["seq"]):
+        flags.append("chain_broken")
+    device_time = ctx.batch.device_time
+    if ctx.batch_skew or (device_time is not None and occurred_at > device_time):
+        flags.append("clock_skew")
+    if ctx.now - occurred_at > ctx.settings.late_sync:
+        flags.append("late_sync")
+    return flags
+
+
+def _apply(ctx: PushContext, event: dict[str, Any], content_hash: str) -> Outcome:
+    handler = _HANDLERS.get(event["type"])
+    if handler is None:
+        return _rejected(_notice_no_of(event), "unknown_event_type", "type", f"unknown event type {event['type']!r}")
+    notice_no = _notice_no_of(event)
+    if notice_no is None:
+        return _rejected(None, "validation_failed", "notice_no", "required: a 15-digit notice number")
+    occurred_at = _parse_time(event.get("occurred_at"))
+    if occurred_at is None:
+        return _rejected(notice_no, "validation_failed", "occurred_at", "required: ISO 8601 with an offset")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return _rejected(notice_no, "validation_failed", "data", "required: an object")
+    return handler(ctx, event, notice_no, occurred_at, data)
+
+
+def _issued(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
+) -> Outcome:
+    session = ctx.session
+    if event.get("base_version") is not None:
+        return _rejected(notice_no, "validation_failed", "base_version", "must be null for notice.issued")
+    try:
+        loaded = NoticeIssuedData().load(data)
+    except ValidationError as exc:
+        return _invalid_data(notice_no, exc.messages)
+    parsed = protocol.parse_notice_no(notice_no)
+    if parsed is None or parsed.jurisdiction != ctx.device.jurisdiction:
+        return _rejected(
+            notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
+        )
+    kind = loaded["kind"]
+    if kind == "parking" and "vehicle" not in loaded:
+        return _rejected(notice_no, "validation_failed", "data.vehicle", "required for a parking notice")
+    if kind == "person" and "offender" not in loaded:
+        return _rejected(notice_no, "validation_failed", "data.offender", "required for a person notice")
+    code = session.get(ViolationCode, loaded["violation_code"])
+    if code is None or code.kind != kind:
+        return _rejected(
+            notice_no, "unknown_violation_code", "data.violation_code", "no such violation code for this kind"
+        )
+    officer = session.get(User, loaded["officer_id"])
+    if officer is None or officer.role != "officer" or officer.jurisdiction != ctx.device.jurisdiction:
+        return _rejected(
+            notice_no, "validation_failed", "data.officer_id", "not an officer of this device's jurisdiction"
+        )
+    observed_at: datetime = loaded["observed_at"]
+    vehicle_type = loaded["vehicle"]["type"] if "vehicle" in loaded else None
+    zone = loaded["place"].get("zone")
+    rule = protocol.select_schedule(
+        schedule_rules(session, code.code), code.code, vehicle_type, zone, protocol.seoul_date(observed_at)
+    )
+    if rule is None:
+        return _rejected(notice_no, "no_schedule", "data.observed_at", "no fine schedule in force on that date")
+
+    flags = _common_flags(ctx, event, data, occurred_at)
+    block = device_ops.block_of(session, notice_no)
+    if block is None or block.device_id != ctx.device.id:
+        flags.append("number_outside_block")
+    expected = protocol.compute_amounts(rule, observed_at)
+    printed = (loaded["amount"], loaded["reduced_amount"], loaded["opinion_deadline"])
+    expected_values = None
+    if printed != (expected.amount, expected.reduced_amount, expected.opinion_deadline):
+        flags.append("amount_mismatch")
+        expected_values = {
+            "amount": expected.amount,
+            "reduced_amount": expected.reduced_amount,
+            "opinion_deadline": expected.opinion_deadline.isoformat(),
+            "schedule_key": expected.schedule_key,
+        }
+    if not _qr_matches(ctx, notice_no, loaded):
+        flags.append("qr_mismatch")
+
+    offender = None
+    if "offender" in loaded:
+        offender = dict(data["offender"])  # as sent (strings), to be encrypted whole
+    cmd = notice_ops.IssueNotice(
+        notice_no=notice_no,
+        event_id=str(event["event_id"]),
+        device_id=ctx.device.id,
+        jurisdiction=ctx.device.jurisdiction,
+        kind=kind,
+        violation_code=code.code,
+        schedule_key=loaded["schedule_key"],
+        amount=loaded["amount"],
+        reduced_amount=loaded["reduced_amount"],
+        opinion_deadline=loaded["opinion_deadline"],
+        place_address=loaded["place"]["address"],
+        lat=loaded["place"].get("lat"),
+        lon=loaded["place"].get("lon"),
+        zone=zone,
+        observed_at=observed_at,
+        observed_again_at=loaded.get("observed_again_at"),
+        issued_at=occurred_at,
+        qr=loaded["qr"],
+        officer_id=officer.id,
+        vehicle_plate=loaded["vehicle"]["plate"] if "vehicle" in loaded else None,
+        vehicle_type=vehicle_type,
+        offender=offender,
+        photos=loaded["photos"],
+        memo=loaded.get("memo"),
+        flags=_ordered(flags),
+        expected=expected_values,
+    )
+    actor = Actor(user_id=officer.id, device_id=ctx.device.id, label="device")
+    notice = notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
+    if notice is None:
+        outcome = Outcome(
+            protocol.CONFLICT,
+            notice_no,
+            problems=[{"code": "notice_no_taken", "field": "notice_no", "message": "this number was already used"}],
+        )
+        return outcome
+    if block is not None and block.device_id == ctx.device.id:
+        device_ops.mark_numbers_used(session, {block.id: 1})
+    return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=list(notice.flags))
+
+
+def _qr_matches(ctx: PushContext, notice_no: str, loaded: dict[str, Any]) -> bool:
+    payload = protocol.parse_qr_url(loaded["qr"])
+    if payload is None or payload.notice_no != notice_no:
+        return False
+    if (payload.amount, payload.reduced_amount, payload.deadline) != (
+        loaded["amount"],
+        loaded["reduced_amount"],
+        loaded["opinion_deadline"],
+    ):
+        return False
+    return any(protocol.verify_qr(key, payload) for key in ctx.qr_keys())
+
+
+def _ordered(flags: list[str]) -> list[str]:
+    return [flag for flag in protocol.FLAGS if flag in flags]
+
+
+def _subject_missing(ctx: PushContext, notice_no: str) -> Outcome:
+    rejected_issue = ctx.session.scalar(
+        select(SyncEvent.id).where(
+            SyncEvent.notice_no == notice_no,
+            SyncEvent.type == protocol.NOTICE_ISSUED,
+            SyncEvent.status.in_([protocol.REJECTED, protocol.CONFLICT]),
+            SyncEvent.device_id == ctx.device.id,
+        )
+    )
+    if rejected_issue is not None:
+        return _rejected(notice_no, "subject_rejected", "notice_no", "the notice's issue was refused")
+    return _rejected(notice_no, "unknown_notice", "notice_no", "the server does not know this notice")
+
+
+def _voided(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
+) -> Outcome:
+    try:
+        loaded = NoticeVoidedData().load(data)
+    except ValidationError as exc:
+        return _invalid_data(notice_no, exc.messages)
+    base_version = event.get("base_version")
+    if not isinstance(base_version, int) or isinstance(base_version, bool):
+        return _rejected(notice_no, "validation_failed", "base_version", "required: the version the device last knew")
+    notice = notice_ops.find_notice(ctx.session, notice_no, for_update=True)
+    if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
+        return _subject_missing(ctx, notice_no)
+    flags = _common_flags(ctx, event, data, occurred_at)
+    if notice.version != base_version:
+        return Outcome(
+            protocol.CONFLICT,
+            notice_no,
+            version=notice.version,
+            problems=[{"code": "stale_base_version", "field": "base_version", "message": "the notice changed since"}],
+            current=notice_ops.notice_status_data(notice),
+        )
+    if notice.status not in notice_ops.VOIDABLE:
+        return _rejected(notice_no, "invalid_transition", "type", f"a notice that is {notice.status} cannot be voided")
+    actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
+    notice_ops.void_notice(
+        ctx.session,
+        notice,
+        loaded["reason_code"],
+        loaded.get("memo"),
+        actor,
+        occurred_at,
+        ctx.now,
+        f"event:{event['event_id']}",
+    )
+    return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
+
+
+_HANDLERS: dict[str, Callable[[PushContext, dict[str, Any], str, datetime, dict[str, Any]], Outcome]] = {
+    protocol.NOTICE_ISSUED: _issued,
+    protocol.NOTICE_VOIDED: _voided,
+}
