@@ -16,6 +16,9 @@ venv: $(STAMP)
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@# the project on the venv's path (no packaging step) and the device CLI as `pda`
+	@echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jingsu.pth
+	@printf '#!/bin/sh\nexec "$(CURDIR)/$(PY)" -m pda_client "$$@"\n' > $(VENV)/bin/pda && chmod +x $(VENV)/bin/pda
 	@touch $(STAMP)
 
 run: venv
@@ -32,6 +35,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy server sync models printing pda_client
 
 # rewrite in place: ruff format, then the fixable lint findings (import order, pyupgrade)
 fmt: venv

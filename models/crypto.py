@@ -27,6 +27,9 @@ class PiiCipher:
             raise ValueError("the personal-data key must be 32 bytes (64 hex characters)")
         self._aead = AESGCM(key)
         self._lookup_key = bytes.fromhex(lookup_key_hex)
+        # a short or empty key would make the RRN hash guessable by brute force (birth date + 7 digits)
+        if len(self._lookup_key) < 32:
+            raise ValueError("the lookup key must be at least 32 bytes (64 hex characters)")
 
     def encrypt(self, plaintext: bytes, *, context: bytes = b"") -> bytes:
         nonce = os.urandom(12)

@@ -41,7 +41,7 @@ DEMO_DISTRICTS = ("11110", "11680")
 # 도로교통법 시행령 별표 amounts as LAW.md §4 lists them (demo data: confirm against the official 별표)
 SINCE = date(2008, 6, 22)  # 질서위반행위규제법 in force
 SCHOOL_ZONE_RAISE = date(2021, 5, 11)
-PARKING_CODES = [
+PARKING_CODES: list[tuple[str, str, list[tuple[date, date | None, int, int]]]] = [
     ("P01", "일반 주정차 위반", [(SINCE, None, 40_000, 50_000)]),
     ("P02", "2시간 이상 주정차 위반", [(SINCE, None, 50_000, 60_000)]),
     (
@@ -52,7 +52,8 @@ PARKING_CODES = [
     ("P04", "노인·장애인보호구역 주정차 위반", [(SINCE, None, 80_000, 90_000)]),
     ("P05", "소방시설 주변 주정차 위반", [(SINCE, None, 80_000, 90_000)]),
 ]
-PERSON_CODES = [("S01", "금연구역 흡연", [(SINCE, None, 100_000)])]
+PersonRows = list[tuple[date, date | None, int]]
+PERSON_CODES: list[tuple[str, str, PersonRows]] = [("S01", "금연구역 흡연", [(SINCE, None, 100_000)])]
 ZONES = [
     ("Z11110-001", "11110", "종로초등학교 앞 어린이보호구역", "school"),
     ("Z11110-002", "11110", "종로노인복지관 앞 노인보호구역", "senior"),
@@ -113,9 +114,9 @@ def load_demo(
                         source="도로교통법 시행령 별표6 (demo)",
                     ),
                 )
-    for code, name, rows in PERSON_CODES:
+    for code, name, person_rows in PERSON_CODES:
         upsert_violation_code(session, DefineViolationCode(code, name, "person", "71", "국민건강증진법 §34"))
-        for valid_from, valid_to, amount in rows:
+        for valid_from, valid_to, amount in person_rows:
             ensure_fine_row(session, DefineFineRow(code, amount, valid_from, valid_to=valid_to, source="demo"))
     for zone_id, jurisdiction, name, kind in ZONES:
         upsert_zone(session, zone_id, jurisdiction, name, kind)

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -44,6 +44,8 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoke_reason: Mapped[str | None] = mapped_column(String(200))
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # each enrollment starts a new event chain (seq 1, 2, …); a re-enrolled PDA is a fresh install
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     last_push_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -178,6 +180,13 @@ def enroll(session: Session, code: str, model: str, app_version: str, now: datet
         or device.enrollment_expires_at <= now
     ):
         raise Conflict("the enrollment code is not valid", code="enrollment_code_invalid")
+    if device.enrolled_at is not None:
+        # enrolled before: the PDA was reinstalled or replaced. Its new chain starts at seq 1, and the numbers of
+        # its earlier blocks are cancelled (whatever it printed from them and never synced cannot be trusted to
+        # come back; a fresh install must never print them again).
+        device.generation += 1
+        device.acked_seq = 0
+        _cancel_blocks(session, device, now)
     secret = secrets.token_urlsafe(32)
     qr_key = secrets.token_hex(32)
     device.secret_hash = hash_password(secret)
@@ -242,11 +251,18 @@ def revoke_device(session: Session, device_id: str, reason: str, actor: Actor, n
         cancelled = session.scalar(
             select(func.coalesce(func.sum(NumberBlock.cancelled_count), 0)).where(NumberBlock.device_id == device.id)
         )
-        return Revocation(device.id, device.revoked_at, int(cancelled or 0))
+        # read back in the database session's time zone: in UTC, so a second call answers the same text as the first
+        return Revocation(device.id, device.revoked_at.astimezone(UTC), int(cancelled or 0))
     device.status = REVOKED
     device.revoked_at = now
     device.revoke_reason = reason
     device.enrollment_code_hash = None
+    cancelled = _cancel_blocks(session, device, now)
+    return Revocation(device.id, now.astimezone(UTC), cancelled)
+
+
+def _cancel_blocks(session: Session, device: Device, now: datetime) -> int:
+    """Cancel the device's active blocks; returns how many numbers were still unused."""
     cancelled = 0
     for block in session.scalars(
         select(NumberBlock).where(NumberBlock.device_id == device.id, NumberBlock.status == ACTIVE).with_for_update()
@@ -257,7 +273,7 @@ def revoke_device(session: Session, device_id: str, reason: str, actor: Actor, n
         cancelled += block.cancelled_count
         record_change(session, device_scope(device.id), "number_block", str(block.id), None, op="delete")
     session.flush()
-    return Revocation(device.id, now, cancelled)
+    return cancelled
 
 
 # --- number blocks ---------------------------------------------------------------------------------------------
@@ -344,3 +360,42 @@ def mark_numbers_used(session: Session, block_counts: dict[int, int]) -> None:
         session.execute(
             update(NumberBlock).where(NumberBlock.id == block_id).values(used_count=NumberBlock.used_count + count)
         )
+
+
+class SpoiledNumber(Base):
+    """A number that will never be issued (printer jam, misprint): accounted for, never reused."""
+
+    __tablename__ = "spoiled_numbers"
+
+    notice_no: Mapped[str] = mapped_column(String(15), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(36))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    spoiled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def is_spoiled(session: Session, notice_no: str) -> bool:
+    return session.get(SpoiledNumber, notice_no) is not None
+
+
+def spoil_number(
+    session: Session,
+    *,
+    notice_no: str,
+    device_id: str,
+    reason: str,
+    event_id: str,
+    officer_id: int | None,
+    spoiled_at: datetime,
+) -> bool:
+    """Record a spoiled number; ``False`` when the number was already spoiled (by another event)."""
+    inserted = session.scalar(
+        pg_insert(SpoiledNumber)
+        .values(notice_no=notice_no, device_id=device_id, reason=reason, event_id=event_id, officer_id=officer_id,
+                spoiled_at=spoiled_at)
+        .on_conflict_do_nothing(index_elements=["notice_no"])
+        .returning(SpoiledNumber.notice_no)
+    )  # fmt: skip
+    return inserted is not None

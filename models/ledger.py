@@ -171,3 +171,37 @@ def cancel_receivable(
             post(session, receivable, Post(kind, "reversal", -int(amount), business_date, source, memo), actor)
     receivable.status = CANCELLED
     session.flush()
+
+
+def allocate_payment(
+    session: Session, receivable: Receivable, amount: int, business_date: date, source: str, actor: Actor
+) -> list[LedgerEntry]:
+    """Post a payment across the charge heads in the receivable's allocation order (policy v1: 체납처분비 →
+    principal → 가산금 → 중가산금); anything beyond the balance stays on the principal as an overpayment."""
+    owed = session.execute(
+        select(ChargeHead.kind, ChargeHead.allocation_order, func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .outerjoin(LedgerEntry, LedgerEntry.charge_head_id == ChargeHead.id)
+        .where(ChargeHead.receivable_id == receivable.id)
+        .group_by(ChargeHead.kind, ChargeHead.allocation_order)
+        .order_by(ChargeHead.allocation_order)
+    ).all()
+    posted = []
+    remaining = amount
+    for kind, _order, balance in owed:
+        if remaining <= 0:
+            break
+        share = min(remaining, int(balance))
+        if share > 0:
+            posted.append(post(session, receivable, Post(kind, "payment", -share, business_date, source), actor))
+            remaining -= share
+    if remaining > 0:
+        overpaid = Post(PRINCIPAL, "payment", -remaining, business_date, source, "과오납")
+        posted.append(post(session, receivable, overpaid, actor))
+    if balance_of_heads(session, receivable.id) <= 0:
+        receivable.status = SETTLED
+    session.flush()
+    return posted
+
+
+def balance_of_heads(session: Session, receivable_id: int) -> int:
+    return balance(session, receivable_id)

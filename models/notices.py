@@ -38,6 +38,7 @@ from sync.protocol import seoul_date
 
 ISSUED, UNDER_REVIEW, VOIDED, CANCELLED, PAID = "issued", "under_review", "voided", "cancelled", "paid"
 VOIDABLE = (ISSUED, UNDER_REVIEW)
+PAYABLE = (ISSUED, UNDER_REVIEW, "noticed")
 
 
 class Notice(Base):
@@ -309,3 +310,25 @@ def history(session: Session, notice_id: int) -> list[NoticeHistory]:
 
 def receivable_of(session: Session, notice_id: int) -> ledger.Receivable | None:
     return session.scalar(select(ledger.Receivable).where(ledger.Receivable.notice_id == notice_id))
+
+
+def mark_paid(session: Session, notice: Notice, paid_at: datetime, actor: Actor, now: datetime) -> None:
+    """Fully paid: the case ends (status ``paid``, a new version devices see on their next pull)."""
+    notice.status = PAID
+    notice.paid_at = paid_at
+    notice.version += 1
+    notice.updated_at = now
+    _history(session, notice, "paid", paid_at, actor)
+    session.flush()
+    _status_changed(session, notice)
+
+
+def note_payment(session: Session, notice: Notice, amount: int, paid_at: datetime, actor: Actor) -> None:
+    """A partial payment: recorded on the timeline; the status does not change."""
+    _history(session, notice, "payment", paid_at, actor, {"amount": amount})
+
+
+def record_reprint(session: Session, notice: Notice, count: int, at: datetime, actor: Actor) -> None:
+    """A reprint changes nothing of the notice; it is on the timeline (who, which device, when, how many)."""
+    _history(session, notice, "reprinted", at, actor, {"count": count})
+    session.flush()

@@ -6,14 +6,18 @@ never refused: it waits in suspense and is matched when the notice arrives (DESI
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base
+from models import ledger, notices
+from models.base import Actor, Base
+from sync.protocol import seoul_date
 
 
 class Payment(Base):
@@ -45,3 +49,160 @@ class SuspensePayment(Base):
     matched_receivable_id: Mapped[int | None] = mapped_column(ForeignKey("receivables.id"))
     matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- posting -------------------------------------------------------------------------------------------------------
+
+PENDING, POSTED, SUSPENSE, CANCELLED_PAYMENT = "pending", "posted", "suspense", "cancelled"
+
+
+@dataclass(frozen=True)
+class ReceivedPayment:
+    """Money the source (gateway, bank, counter) confirmed: verified before it reaches the ledger."""
+
+    gateway: str
+    txn_id: str
+    channel: str
+    notice_no: str | None
+    amount: int
+    approved_at: datetime
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    payment: Payment
+    newly_posted: bool
+    notice: notices.Notice | None
+
+
+def open_payment(
+    session: Session, *, gateway: str, txn_id: str, channel: str, notice_no: str | None, amount: int
+) -> Payment:
+    """Record a payment the citizen started (status ``pending`` until the source confirms it)."""
+    session.execute(
+        pg_insert(Payment)
+        .values(gateway=gateway, txn_id=txn_id, channel=channel, notice_no=notice_no, amount=amount, status=PENDING)
+        .on_conflict_do_nothing(index_elements=["gateway", "txn_id"])
+    )
+    payment = session.scalar(select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id))
+    assert payment is not None
+    return payment
+
+
+def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now: datetime) -> PostingResult:
+    """Post a confirmed payment exactly once per (gateway, txn_id).
+
+    The payment row is locked first: a repeated callback, concurrent or later, finds it posted and posts nothing.
+    A payment whose notice the ledger does not know yet lands in suspense (미확인 수납), never refused.
+    """
+    open_payment(
+        session,
+        gateway=received.gateway,
+        txn_id=received.txn_id,
+        channel=received.channel,
+        notice_no=received.notice_no,
+        amount=received.amount,
+    )
+    payment = session.scalar(
+        select(Payment).where(Payment.gateway == received.gateway, Payment.txn_id == received.txn_id).with_for_update()
+    )
+    assert payment is not None
+    if payment.status in (POSTED, SUSPENSE):
+        return PostingResult(payment, False, None)
+    payment.amount = received.amount
+    payment.approved_at = received.approved_at
+    payment.raw = received.raw
+    payment.notice_no = received.notice_no
+    notice = notices.find_notice(session, received.notice_no, for_update=True) if received.notice_no else None
+    if notice is None:
+        payment.status = SUSPENSE
+        session.add(
+            SuspensePayment(payment_id=payment.id, notice_no=received.notice_no, amount=received.amount, status="open")
+        )
+        session.flush()
+        return PostingResult(payment, True, None)
+    _apply_to_notice(session, payment, notice, actor, now)
+    return PostingResult(payment, True, notice)
+
+
+def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice, actor: Actor, now: datetime) -> None:
+    receivable = notices.receivable_of(session, notice.id)
+    assert receivable is not None, "every accepted notice has a receivable"
+    assert payment.approved_at is not None
+    paid_on = seoul_date(payment.approved_at)
+    owed = ledger.balance(session, receivable.id)
+    source = f"payment:{payment.gateway}:{payment.txn_id}"
+    # 자진납부 감경 (질서위반행위규제법 §18): the reduced amount paid within the opinion period ends the case;
+    # the statutory reduction posts with the payment, no approval needed
+    if (
+        notice.status in notices.PAYABLE
+        and paid_on <= notice.opinion_deadline
+        and owed == notice.amount
+        and payment.amount == notice.reduced_amount
+        and notice.reduced_amount < notice.amount
+    ):
+        ledger.post(
+            session,
+            receivable,
+            ledger.Post(ledger.PRINCIPAL, "reduction", -(notice.amount - notice.reduced_amount), paid_on, source,
+                        "자진납부 감경"),
+            actor,
+        )  # fmt: skip
+    ledger.allocate_payment(session, receivable, payment.amount, paid_on, source, actor)
+    payment.receivable_id = receivable.id
+    payment.status = POSTED
+    session.flush()
+    if ledger.balance(session, receivable.id) <= 0:
+        notices.mark_paid(session, notice, payment.approved_at, actor, now)
+    else:
+        notices.note_payment(session, notice, payment.amount, payment.approved_at, actor)
+
+
+def match_suspense(session: Session, notice: notices.Notice, actor: Actor, now: datetime) -> int:
+    """Apply open suspense payments naming this notice (paid before the device synced); returns how many."""
+    rows = list(
+        session.scalars(
+            select(SuspensePayment)
+            .where(SuspensePayment.notice_no == notice.notice_no, SuspensePayment.status == "open")
+            .order_by(SuspensePayment.id)
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        payment = session.get(Payment, row.payment_id)
+        assert payment is not None
+        _apply_to_notice(session, payment, notice, actor, now)
+        row.status = "matched"
+        row.matched_receivable_id = payment.receivable_id
+        row.matched_at = now
+    session.flush()
+    return len(rows)
+
+
+def payments_of(session: Session, receivable_id: int) -> list[Payment]:
+    return list(session.scalars(select(Payment).where(Payment.receivable_id == receivable_id).order_by(Payment.id)))
+
+
+def find_payment(session: Session, gateway: str, txn_id: str) -> Payment | None:
+    return session.scalar(select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id))
+
+
+def cancel_pending(session: Session, gateway: str, txn_id: str) -> None:
+    """The citizen abandoned the payment at the gateway: a pending payment is closed, a posted one untouched."""
+    payment = session.scalar(
+        select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
+    )
+    if payment is not None and payment.status == PENDING:
+        payment.status = CANCELLED_PAYMENT
+        session.flush()
+
+
+def suspense_total(session: Session, notice_no: str) -> int:
+    """Money received for a notice the ledger does not know yet (still in suspense)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(SuspensePayment.amount), 0)).where(
+            SuspensePayment.notice_no == notice_no, SuspensePayment.status == "open"
+        )
+    )
+    return int(total or 0)

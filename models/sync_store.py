@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,7 @@ class SyncEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(40))
     notice_no: Mapped[str | None] = mapped_column(String(40))
@@ -37,7 +38,14 @@ class SyncEvent(Base):
     officer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     __table_args__ = (
-        Index("uq_sync_events_device_seq_link", "device_id", "seq", unique=True, postgresql_where=text("is_link")),
-        Index("ix_sync_events_held", "device_id", "seq", postgresql_where=text("status = 'held'")),
+        Index(
+            "uq_sync_events_device_generation_seq_link",
+            "device_id",
+            "generation",
+            "seq",
+            unique=True,
+            postgresql_where=text("is_link"),
+        ),
+        Index("ix_sync_events_held", "device_id", "generation", "seq", postgresql_where=text("status = 'held'")),
         Index("ix_sync_events_notice_no", "notice_no"),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, g
+from flask import Flask, Response, g
 from flask_smorest import Api
 from sqlalchemy import Connection, Engine
 
@@ -30,7 +30,8 @@ def create_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # served from the swagger_ui_bundle wheel: the docs work on a closed network too
+        OPENAPI_SWAGGER_UI_URL="/docs/static/",
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
@@ -42,9 +43,14 @@ def create_app(
 
     api.register_blueprint(backoffice.blp)
     api.register_blueprint(sync_api.blp)
+    from server import payments_web
+
+    api.register_blueprint(payments_web.api)
+    app.register_blueprint(payments_web.bp)
     from server import pages
 
     app.register_blueprint(pages.bp)
+    _serve_swagger_ui(app)
 
     from server import errors
 
@@ -59,3 +65,12 @@ def create_app(
     cli.register(app)
     logging.getLogger("jingsu").setLevel(logging.INFO)
     return app
+
+
+def _serve_swagger_ui(app: Flask) -> None:
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs/static/<path:filename>")
+    def swagger_ui_static(filename: str) -> Response:
+        return send_from_directory(str(swagger_ui_path), filename, max_age=86400)

@@ -21,6 +21,7 @@ from models.base import Actor, Scope
 from models.devices import REVOKED, Device
 from models.jurisdictions import is_city
 from server.errors import ApiError
+from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime
 
 STAFF, DEVICE = "staff", "device"
@@ -114,10 +115,8 @@ def check_json_body() -> None:
         data = request.get_data(cache=True)
         if data:
             try:
-                import json
-
-                json.loads(data)
-            except (ValueError, UnicodeDecodeError):
+                g.json_body = strict_loads(data)
+            except MalformedJson:
                 raise ApiError(400, "malformed_json", "the request body is not valid JSON") from None
 
 

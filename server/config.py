@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key")
+_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key", "gateway_key")
 
 
 class ConfigError(RuntimeError):
@@ -34,6 +34,10 @@ class Config:
     jwt_secret: str = ""
     pii_key: str = ""
     lookup_key: str = ""
+    # the payment gateway (PG): its base URL and the secret key it signs callbacks with (DESIGN.md §4)
+    gateway_name: str = "sandbox"
+    gateway_url: str = "http://127.0.0.1:5001"
+    gateway_key: str = ""
     # public base URL printed in payment QR codes (no trailing slash)
     pay_base_url: str = "http://127.0.0.1:5000"
     demo_password: str = "jingsu-demo"
@@ -108,7 +112,8 @@ class Config:
             names = ", ".join(f"JINGSU_{n.upper()}" for n in missing)
             raise ConfigError(f"production needs these secrets in the environment: {names}")
         stored = _dev_secrets(self.var_dir)
-        return replace(self, **{name: stored[name] for name in missing})
+        secrets_: dict[str, Any] = {name: stored[name] for name in missing}
+        return replace(self, **secrets_)
 
 
 def _dev_secrets(var_dir: Path) -> dict[str, str]:

@@ -127,6 +127,9 @@ def register(app: Flask) -> None:
         errors = None
         data = getattr(exc, "data", None) or {}
         messages = data.get("messages") if isinstance(data, dict) else None
+        if status == 400 and isinstance(messages, dict) and "json" in messages:
+            # webargs could not decode the body (e.g. JSON that is not UTF-8): PROTOCOL.md §0 calls it malformed_json
+            return problem(400, "malformed_json", "the request body is not valid JSON")
         if messages:
             # webargs nests messages under the location (json, query, path …); fields are what clients need
             flat: dict[str, list[str]] = {}

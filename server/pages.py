@@ -7,14 +7,16 @@ masked plate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
-from models import ledger
+from models import ledger, payments
 from models import notices as notice_ops
 from models.catalog import ViolationCode
 from models.crypto import mask_plate
@@ -32,7 +34,9 @@ _ERRORS = {
     ),
     404: ("고지서를 찾을 수 없습니다", "고지번호를 확인해 주세요."),
     405: ("허용되지 않는 요청입니다", "페이지를 다시 열어 주세요."),
+    409: ("납부할 금액이 없습니다", "이미 납부되었거나 취소된 고지서입니다."),
     500: ("일시적인 오류입니다", "잠시 후 다시 시도해 주세요."),
+    503: ("결제 서비스에 연결할 수 없습니다", "잠시 후 다시 시도해 주세요. 납부는 되지 않았습니다."),
 }
 
 
@@ -58,6 +62,12 @@ class PageView:
     reduced_applies: bool
     paid: bool
     status: str | None
+    ended: bool = False
+    signed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def payable(self) -> bool:
+        return not self.paid and not self.ended and self.due_today > 0
 
 
 def _keys_for(session: Session, notice: notice_ops.Notice | None, notice_no: str) -> list[str]:
@@ -71,74 +81,103 @@ def _keys_for(session: Session, notice: notice_ops.Notice | None, notice_no: str
     return device_ops.qr_keys(session, device_id, runtime().cipher)
 
 
-@bp.get("/p/<notice_no>")
-def landing(notice_no: str) -> Response:
-    payload = protocol.parse_qr_fields(
-        notice_no, request.args.get("a"), request.args.get("r"), request.args.get("d"), request.args.get("s")
-    )
-    if protocol.parse_notice_no(notice_no) is None:
+_NOTICE_NO = re.compile(r"[0-9]{15}")  # fullmatch: a trailing newline is not part of a number
+# What a printed link can hold: ASCII digits only (str.isdigit would let "²" or "４" through, and an
+# endless number past int()'s limit), an upper- or lower-case base32 signature; each field exactly once.
+_LINK_FIELDS = {
+    "a": re.compile(r"[0-9]{1,12}"),
+    "r": re.compile(r"[0-9]{1,12}"),
+    "d": re.compile(r"[0-9]{8}"),
+    "s": re.compile(r"[A-Za-z2-7]{1,64}"),
+}
+
+
+def _link_field(source: Any, name: str) -> str | None:
+    values = source.getlist(name)
+    if len(values) != 1 or not _LINK_FIELDS[name].fullmatch(values[0]):
+        return None
+    return str(values[0])
+
+
+def verified_view(session: Session, notice_no: str, source: Any) -> PageView | Response:
+    """Check a signed payment link (its fields from ``source``, a multidict) and build what the page shows;
+    an error page (``Response``) when the link is malformed, unknown or its signature does not verify."""
+    if not _NOTICE_NO.fullmatch(notice_no) or protocol.parse_notice_no(notice_no) is None:
         return error_page(404)
+    a, r, d, s = (_link_field(source, name) for name in ("a", "r", "d", "s"))
+    payload = protocol.parse_qr_fields(notice_no, a, r, d, s)
     if payload is None:
         return error_page(400)
-    rt = runtime()
-    today = protocol.seoul_date(rt.clock())
+    today = protocol.seoul_date(runtime().clock())
+    notice = notice_ops.find_notice(session, notice_no)
+    keys = _keys_for(session, notice, notice_no)
+    if not keys:
+        return error_page(404)
+    if not any(protocol.verify_qr(key, payload) for key in keys):
+        return error_page(403)
+    reduced_applies = today <= payload.deadline
+    if notice is None:
+        paid_in_suspense = payments.suspense_total(session, notice_no)
+        due = payload.reduced_amount if reduced_applies else payload.amount
+        return PageView(
+            notice_no=notice_no,
+            synced=False,
+            violation=None,
+            observed_at=None,
+            place=None,
+            plate=None,
+            office=None,
+            amount=payload.amount,
+            reduced_amount=payload.reduced_amount,
+            deadline=payload.deadline,
+            due_today=max(due - paid_in_suspense, 0),
+            reduced_applies=reduced_applies,
+            paid=paid_in_suspense >= due,
+            status=None,
+            signed={"a": a or "", "r": r or "", "d": d or "", "s": s or ""},
+        )
+    if (notice.amount, notice.reduced_amount, notice.opinion_deadline) != (
+        payload.amount,
+        payload.reduced_amount,
+        payload.deadline,
+    ):
+        return error_page(403)
+    receivable = notice_ops.receivable_of(session, notice.id)
+    balance = ledger.balance(session, receivable.id) if receivable else 0
+    charged = notice.amount
+    due = balance
+    if reduced_applies and balance == charged:
+        due = notice.reduced_amount
+    code = session.get(ViolationCode, notice.violation_code)
+    office = session.get(Jurisdiction, notice.jurisdiction)
+    ended = notice.status in ("voided", "cancelled", "closed")
+    return PageView(
+        notice_no=notice_no,
+        synced=True,
+        violation=code.name if code else notice.violation_code,
+        observed_at=notice.observed_at.astimezone(protocol.SEOUL).strftime("%Y년 %m월 %d일 %H:%M"),
+        place=notice.place_address,
+        plate=mask_plate(notice.vehicle_plate) if notice.vehicle_plate else None,
+        office=office.name if office else None,
+        amount=notice.amount,
+        reduced_amount=notice.reduced_amount,
+        deadline=notice.opinion_deadline,
+        due_today=0 if ended else max(due, 0),
+        reduced_applies=reduced_applies and balance == charged,
+        paid=notice.status == notice_ops.PAID or (balance <= 0 and not ended),
+        status=notice.status,
+        ended=ended,
+        signed={"a": a or "", "r": r or "", "d": d or "", "s": s or ""},
+    )
+
+
+@bp.get("/p/<notice_no>")
+def landing(notice_no: str) -> Response:
+    """The page a notice's QR opens: what the violation is and what is due today, with a pay button."""
     with unit_of_work() as session:
-        notice = notice_ops.find_notice(session, notice_no)
-        keys = _keys_for(session, notice, notice_no)
-        if not keys:
-            return error_page(404)
-        if not any(protocol.verify_qr(key, payload) for key in keys):
-            return error_page(403)
-        reduced_applies = today <= payload.deadline
-        if notice is None:
-            view = PageView(
-                notice_no=notice_no,
-                synced=False,
-                violation=None,
-                observed_at=None,
-                place=None,
-                plate=None,
-                office=None,
-                amount=payload.amount,
-                reduced_amount=payload.reduced_amount,
-                deadline=payload.deadline,
-                due_today=payload.reduced_amount if reduced_applies else payload.amount,
-                reduced_applies=reduced_applies,
-                paid=False,
-                status=None,
-            )
-        else:
-            if (notice.amount, notice.reduced_amount, notice.opinion_deadline) != (
-                payload.amount,
-                payload.reduced_amount,
-                payload.deadline,
-            ):
-                return error_page(403)
-            receivable = notice_ops.receivable_of(session, notice.id)
-            balance = ledger.balance(session, receivable.id) if receivable else 0
-            charged = notice.amount
-            due = balance
-            if reduced_applies and balance == charged:
-                due = notice.reduced_amount
-            code = session.get(ViolationCode, notice.violation_code)
-            office = session.get(Jurisdiction, notice.jurisdiction)
-            view = PageView(
-                notice_no=notice_no,
-                synced=True,
-                violation=code.name if code else notice.violation_code,
-                observed_at=notice.observed_at.astimezone(protocol.SEOUL).strftime("%Y년 %m월 %d일 %H:%M"),
-                place=notice.place_address,
-                plate=mask_plate(notice.vehicle_plate) if notice.vehicle_plate else None,
-                office=office.name if office else None,
-                amount=notice.amount,
-                reduced_amount=notice.reduced_amount,
-                deadline=notice.opinion_deadline,
-                due_today=max(due, 0),
-                reduced_applies=reduced_applies and balance == charged,
-                paid=notice.status == notice_ops.PAID
-                or (balance <= 0 and notice.status not in ("voided", "cancelled")),
-                status=notice.status,
-            )
+        view = verified_view(session, notice_no, request.args)
+        if isinstance(view, Response):
+            return view
         html = render_template("notice.html", v=view)
     return Response(html, status=200, mimetype="text/html")
 

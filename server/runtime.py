@@ -91,7 +91,8 @@ class Runtime:
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["jingsu"]  # type: ignore[no-any-return]
+    found: Runtime = current_app.extensions["jingsu"]
+    return found
 
 
 @contextmanager

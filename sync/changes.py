@@ -26,6 +26,7 @@ from models import devices as device_ops
 from models.devices import ACTIVE, Device, NumberBlock, number_block_data
 from models.errors import Conflict, Forbidden, InvalidInput
 from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
+from models.jurisdictions import Jurisdiction
 from models.server_state import get_state
 
 
@@ -33,6 +34,10 @@ class ResetRequired(Conflict):
     """The cursor belongs to another epoch or is older than the feed keeps: refetch the scope from no cursor."""
 
     code = "reset_required"
+
+
+# positions are PostgreSQL bigints; a larger number cannot come from this server and must not reach SQL
+_MAX_POSITION = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,10 @@ class Cursor:
             epoch, txid, id_, block_id, settings_hash = json.loads(raw)
             if not (
                 isinstance(epoch, str)
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (txid, id_, block_id))
+                and all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX_POSITION
+                    for v in (txid, id_, block_id)
+                )
                 and isinstance(settings_hash, str)
             ):
                 raise ValueError("bad cursor fields")
@@ -108,11 +116,10 @@ def pull(
     )
 
     changes: list[dict[str, Any]] = []
-    settings_hash = _settings_hash(settings.device_settings)
+    device_settings = {**settings.device_settings, **_office_of(session, device)}
+    settings_hash = _settings_hash(device_settings)
     if settings_hash != cursor.settings_hash:
-        changes.append(
-            {"entity": "device_settings", "op": "upsert", "key": "settings", "data": settings.device_settings}
-        )
+        changes.append({"entity": "device_settings", "op": "upsert", "key": "settings", "data": device_settings})
     block_id = cursor.block_id
     for block in _new_blocks(session, device, block_id):
         changes.append(
@@ -156,3 +163,16 @@ def _new_blocks(session: Session, device: Device, after_id: int) -> list[NumberB
             .order_by(NumberBlock.id)
         )
     )
+
+
+def _office_of(session: Session, device: Device) -> dict[str, Any]:
+    """The issuing office printed on the device's slips (its jurisdiction, with the city's name before it)."""
+    office = session.get(Jurisdiction, device.jurisdiction)
+    if office is None:
+        return {}
+    parent = session.get(Jurisdiction, office.parent_code) if office.parent_code else None
+    name = f"{parent.name} {office.name}" if parent is not None else office.name
+    data: dict[str, Any] = {"office_name": name}
+    if office.address:
+        data["office_address"] = office.address
+    return data

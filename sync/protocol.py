@@ -117,7 +117,7 @@ def format_notice_no(jurisdiction: str, year2: str | int, serial: int) -> str:
 
 def parse_notice_no(value: Any) -> NoticeNo | None:
     """Parse a notice number; ``None`` when it is not 15 digits with a valid check digit."""
-    if not isinstance(value, str) or not _NOTICE_NO_RE.match(value):
+    if not isinstance(value, str) or not _NOTICE_NO_RE.fullmatch(value):  # fullmatch: "$" also matches before "\n"
         return None
     if luhn_check_digit(value[:14]) != value[14]:
         return None
@@ -125,6 +125,22 @@ def parse_notice_no(value: Any) -> NoticeNo | None:
 
 
 # --- dates and amounts ------------------------------------------------------------------------------------------
+
+# Times a device may send: any offset, within these years as Seoul dates. Wide enough for a clock reset to 1970 (the
+# notice is kept and flagged), narrow enough that Seoul dates, deadlines and PostgreSQL never overflow.
+TIME_RANGE = (1900, 9000)
+TIME_RANGE_TEXT = f"between the years {TIME_RANGE[0]} and {TIME_RANGE[1]}"
+
+
+def time_in_range(moment: datetime) -> bool:
+    """Whether ``moment`` is aware and its year in Seoul is within ``TIME_RANGE``."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return False
+    try:
+        year = moment.astimezone(SEOUL).year
+    except OverflowError:
+        return False
+    return TIME_RANGE[0] <= year <= TIME_RANGE[1]
 
 
 def seoul_date(moment: datetime) -> date:
@@ -267,12 +283,17 @@ class QrPayload:
     sig: str
 
 
+def _is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def parse_qr_fields(notice_no: str, a: Any, r: Any, d: Any, s: Any) -> QrPayload | None:
     """Parse the query fields of a payment link; ``None`` when any is missing or malformed."""
     try:
-        if not (isinstance(a, str) and a.isdigit() and isinstance(r, str) and r.isdigit()):
+        # ASCII digits only: str.isdigit() also takes "²" or "٣", which int() then refuses
+        if not (isinstance(a, str) and _is_ascii_digits(a) and isinstance(r, str) and _is_ascii_digits(r)):
             return None
-        if not (isinstance(d, str) and len(d) == 8 and d.isdigit() and isinstance(s, str) and 0 < len(s) <= 64):
+        if not (isinstance(d, str) and len(d) == 8 and _is_ascii_digits(d) and isinstance(s, str) and 0 < len(s) <= 64):
             return None
         deadline = datetime.strptime(d, "%Y%m%d").date()
     except ValueError:
@@ -308,8 +329,11 @@ def verify_qr(qr_key: str, payload: QrPayload) -> bool:
 
 
 def canonical_json(value: Any) -> bytes:
-    """The canonical bytes the protocol hashes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical bytes the protocol hashes: sorted keys, no spaces, UTF-8.
+
+    A lone surrogate (JSON may carry ``"\\ud800"``) is encoded as its three UTF-8-like bytes instead of raising:
+    valid text hashes the same, and the server can still identify, answer and refuse such an event."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def event_hash(event: dict[str, Any]) -> str:

@@ -13,6 +13,9 @@ applied in that same transaction and its result appended); a new ``event_id`` at
 from __future__ import annotations
 
 import copy
+import hmac
+import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from models import devices as device_ops
 from models import notices as notice_ops
+from models import payments as payment_ops
 from models.base import Actor
 from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher
@@ -33,7 +37,13 @@ from models.errors import Forbidden, InvalidInput
 from models.sync_store import SyncEvent
 from models.users import User
 from sync import protocol
-from sync.schemas import NoticeIssuedData, NoticeVoidedData, flatten_errors
+from sync.schemas import (
+    NoticeIssuedData,
+    NoticeReprintedData,
+    NoticeVoidedData,
+    NumberSpoiledData,
+    flatten_errors,
+)
 
 
 @dataclass(frozen=True)
@@ -98,14 +108,18 @@ class Batch:
     events: list[dict[str, Any]]
 
 
+MAX_SEQ = 2**63 - 1  # seq (and every id) is a PostgreSQL bigint
+
+
 def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
+    """A UUID in its canonical 36-character form (``uuid.UUID`` alone also takes braces, URNs and bare hex, which
+    are longer or shorter than the ids we store and compare as strings)."""
+    if not isinstance(value, str) or len(value) != 36:
         return False
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value.lower()
     except ValueError:
         return False
-    return True
 
 
 def parse_envelope(body: Any) -> Batch:
@@ -123,7 +137,7 @@ def parse_envelope(body: Any) -> Batch:
     if raw_time is not None:
         device_time = _parse_time(raw_time)
         if device_time is None:
-            errors["device_time"] = ["must be ISO 8601 with an offset"]
+            errors["device_time"] = [f"must be ISO 8601 with an offset, {protocol.TIME_RANGE_TEXT}"]
     events = body.get("events")
     if not isinstance(events, list):
         errors["events"] = ["required: a list of events"]
@@ -136,8 +150,8 @@ def parse_envelope(body: Any) -> Batch:
         if not _is_uuid(event.get("event_id")):
             errors[f"{where}.event_id"] = ["required: a UUID string"]
         seq = event.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-            errors[f"{where}.seq"] = ["required: an integer ≥ 1"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ:
+            errors[f"{where}.seq"] = [f"required: an integer from 1 to {MAX_SEQ}"]
         if not isinstance(event.get("type"), str) or not event.get("type"):
             errors[f"{where}.type"] = ["required: a string"]
     if errors:
@@ -146,13 +160,72 @@ def parse_envelope(body: Any) -> Batch:
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """An aware time within ``protocol.TIME_RANGE`` (a device clock reset to 1970 still is one), else ``None``."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed if protocol.time_in_range(parsed) else None
+
+
+# --- values PostgreSQL cannot store -------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE_MARK = "_unstorable"  # in a stored payload: the paths that had to be replaced to store it
+
+
+def _bad_text(text: str) -> bool:
+    return "\x00" in text or _SURROGATE.search(text) is not None
+
+
+def _storable_text(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+
+
+MAX_DEPTH = 32  # no event of the protocol nests deeper than 4; deeper would only exhaust the stack
+
+
+def unstorable_paths(value: Any, path: str = "", depth: int = 0) -> list[str]:
+    """Dotted paths of what JSON carries but PostgreSQL or UTF-8 cannot store: NUL or a lone surrogate in a string
+    or a key, a non-finite number (``NaN``, ``Infinity``); and of a value nested deeper than ``MAX_DEPTH``."""
+    found: list[str] = []
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        found.append(path or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = _storable_text(str(key))
+            where = f"{path}.{name}" if path else name
+            if isinstance(key, str) and _bad_text(key):
+                found.append(where)
+            else:
+                found.extend(unstorable_paths(item, where, depth + 1))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(unstorable_paths(item, f"{path}.{index}" if path else str(index), depth + 1))
+    elif isinstance(value, str):
+        if _bad_text(value):
+            found.append(path or "body")
+    elif isinstance(value, float) and not math.isfinite(value):
+        found.append(path or "body")
+    return found
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """``value`` with every unstorable string replaced (U+FFFD for the bad characters), non-finite numbers and what
+    is nested too deeply nulled; what ``unstorable_paths`` finds nothing in is returned equal."""
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {_storable_text(k) if isinstance(k, str) else k: storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        return _storable_text(value) if _bad_text(value) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # --- personal data inside stored events ---------------------------------------------------------------------------
@@ -209,6 +282,8 @@ class PushContext:
     batch_skew: bool
     officer_id: int | None
     chain: dict[int, str] = field(default_factory=dict)
+    refused_issues: set[str] = field(default_factory=set)  # notice numbers whose issue this batch refused
+    officers: dict[int, bool] = field(default_factory=dict)  # officer id → an officer of the device's jurisdiction
     _qr_keys: list[str] | None = None
 
     def qr_keys(self) -> list[str]:
@@ -257,7 +332,10 @@ def push(
         row.seq: row
         for row in session.scalars(
             select(SyncEvent).where(
-                SyncEvent.device_id == device.id, SyncEvent.status == protocol.HELD, SyncEvent.seq > device.acked_seq
+                SyncEvent.device_id == device.id,
+                SyncEvent.generation == device.generation,
+                SyncEvent.status == protocol.HELD,
+                SyncEvent.seq > device.acked_seq,
             )
         )
     }
@@ -267,13 +345,20 @@ def push(
 
     for index, event in enumerate(batch.events):
         event_id = str(event["event_id"])
-        content_hash = protocol.event_hash(event)
+        try:
+            content_hash = protocol.event_hash(event)
+        except RecursionError:
+            # nested so deep that it cannot even be hashed (so not identified, nor answered alone): nothing applied
+            raise EnvelopeError({f"events.{index}": ["nested too deeply"]}) from None
         earlier = existing.get(event_id)
         if earlier is not None:
-            if earlier.content_hash == content_hash:
-                resent.append((index, earlier))
-            else:
+            if earlier.content_hash != content_hash:
                 results[index] = _conflict_result(event, "event_conflict", "this event_id was sent with other content")
+            elif earlier.status == protocol.HELD and earlier.seq in held_rows and event_id not in by_event_id:
+                # still held: answered below with its fate in this batch (applied now, or held again), once
+                by_event_id[event_id] = index
+            else:
+                resent.append((index, earlier))
             continue
         if event_id in seen_in_batch:
             first_hash, first_index = seen_in_batch[event_id]
@@ -305,6 +390,8 @@ def push(
     while acked + 1 in pending:
         item = pending.pop(acked + 1)
         outcome = _apply(ctx, item.event, item.content_hash)
+        if item.event["type"] == protocol.NOTICE_ISSUED and outcome.status in (protocol.REJECTED, protocol.CONFLICT):
+            ctx.refused_issues.add(str(item.event.get("notice_no")))
         acked += 1
         ctx.chain[acked] = item.content_hash
         result = _result(item.event, outcome)
@@ -314,9 +401,11 @@ def push(
             item.row.decided_at = now
             item.row.notice_no = _notice_no_of(item.event)
             applied_rows[item.row.event_id] = item.row
-            index = by_event_id.get(item.row.event_id)
-            if index is None:
+            resent_at = by_event_id.get(item.row.event_id)
+            if resent_at is None:
                 released.append(result)
+            else:
+                results[resent_at] = result
         else:
             new_rows.append(_row(ctx, item.event, item.content_hash, outcome, is_link=True))
             results[by_event_id[str(item.event["event_id"])]] = result
@@ -325,6 +414,8 @@ def push(
             outcome = Outcome(protocol.HELD, _notice_no_of(item.event))
             new_rows.append(_row(ctx, item.event, item.content_hash, outcome, is_link=True, decided=False))
             results[by_event_id[str(item.event["event_id"])]] = _result(item.event, outcome)
+        elif item.row.event_id in by_event_id:
+            results[by_event_id[item.row.event_id]] = _stored_result(item.row, protocol.HELD)
 
     device.acked_seq = acked
     if new_rows:
@@ -336,9 +427,9 @@ def push(
             results[index] = _stored_result(row, protocol.DUPLICATE)
         else:
             results[index] = _stored_result(row, row.status)
-    for index, result in enumerate(results):
-        if result is not None and "_same_as" in result:
-            first = results[result["_same_as"]]
+    for index, answer in enumerate(results):
+        if answer is not None and "_same_as" in answer:
+            first = results[answer["_same_as"]]
             assert first is not None
             dup = dict(first)
             if dup["status"] == protocol.ACCEPTED:
@@ -376,24 +467,43 @@ def _conflict_result(event: dict[str, Any], code: str, message: str) -> dict[str
 def _row(
     ctx: PushContext, event: dict[str, Any], content_hash: str, outcome: Outcome, *, is_link: bool, decided: bool = True
 ) -> dict[str, Any]:
-    data = event.get("data")
-    officer_id = data.get("officer_id") if isinstance(data, dict) else None
+    bad = unstorable_paths(event)
+    stored = event
+    if bad:
+        # kept as near to what was sent as the database allows; the mark makes it rejected if it is applied later
+        stored = {**storable(event), _UNSTORABLE_MARK: bad}
     return {
         "event_id": str(event["event_id"]),
         "device_id": ctx.device.id,
+        "generation": ctx.device.generation,
         "seq": event["seq"],
-        "type": str(event["type"])[:40],
-        "notice_no": (_notice_no_of(event) or "")[:40] or None,
+        "type": str(stored["type"])[:40],
+        "notice_no": (_notice_no_of(stored) or "")[:40] or None,
         "content_hash": content_hash,
-        "payload": seal_event(event, ctx.cipher),
+        "payload": seal_event(stored, ctx.cipher),
         "status": outcome.status,
-        "result": outcome.as_result(),
+        "result": storable(outcome.as_result()),
         "is_link": is_link,
         "batch_id": ctx.batch.batch_id,
         "received_at": ctx.now,
         "decided_at": ctx.now if decided else None,
-        "officer_id": officer_id if isinstance(officer_id, int) and not isinstance(officer_id, bool) else None,
+        "officer_id": _event_officer(ctx, event),
     }
+
+
+def _event_officer(ctx: PushContext, event: dict[str, Any]) -> int | None:
+    """The officer an event names (``data.officer_id``) when that is an officer of the device's jurisdiction, else
+    the officer signed in on the device: the column is a foreign key, and the device's word is not yet checked."""
+    data = event.get("data")
+    named = data.get("officer_id") if isinstance(data, dict) else None
+    if not isinstance(named, int) or isinstance(named, bool) or not 1 <= named <= MAX_SEQ:
+        return ctx.officer_id
+    if named not in ctx.officers:
+        user = ctx.session.get(User, named)
+        ctx.officers[named] = (
+            user is not None and user.role == "officer" and user.jurisdiction == ctx.device.jurisdiction
+        )
+    return named if ctx.officers[named] else ctx.officer_id
 
 
 # --- applying one event --------------------------------------------------------------------------------------------
@@ -406,7 +516,10 @@ def _previous_link_hash(ctx: PushContext, seq: int) -> str | None:
         return ctx.chain[seq - 1]
     found = ctx.session.scalar(
         select(SyncEvent.content_hash).where(
-            SyncEvent.device_id == ctx.device.id, SyncEvent.seq == seq - 1, SyncEvent.is_link.is_(True)
+            SyncEvent.device_id == ctx.device.id,
+            SyncEvent.generation == ctx.device.generation,
+            SyncEvent.seq == seq - 1,
+            SyncEvent.is_link.is_(True),
         )
     )
     if found is not None:
@@ -427,6 +540,19 @@ def _common_flags(ctx: PushContext, event: dict[str, Any], data: dict[str, Any],
 
 
 def _apply(ctx: PushContext, event: dict[str, Any], content_hash: str) -> Outcome:
+    bad = event[_UNSTORABLE_MARK] if _UNSTORABLE_MARK in event else unstorable_paths(event)
+    if bad:
+        paths = bad if isinstance(bad, list) and all(isinstance(p, str) for p in bad) else [_UNSTORABLE_MARK]
+        notice_no = _notice_no_of(event)
+        problems = [
+            {
+                "code": "validation_failed",
+                "field": path,
+                "message": f"cannot be stored: NUL, a lone surrogate, NaN or Infinity, or more than {MAX_DEPTH} levels",
+            }
+            for path in paths
+        ]
+        return Outcome(protocol.REJECTED, storable(notice_no), problems=problems)
     handler = _HANDLERS.get(event["type"])
     if handler is None:
         return _rejected(_notice_no_of(event), "unknown_event_type", "type", f"unknown event type {event['type']!r}")
@@ -531,7 +657,8 @@ def _issued(
         expected=expected_values,
     )
     actor = Actor(user_id=officer.id, device_id=ctx.device.id, label="device")
-    notice = notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
+    spoiled = device_ops.is_spoiled(session, notice_no)
+    notice = None if spoiled else notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
     if notice is None:
         outcome = Outcome(
             protocol.CONFLICT,
@@ -541,37 +668,56 @@ def _issued(
         return outcome
     if block is not None and block.device_id == ctx.device.id:
         device_ops.mark_numbers_used(session, {block.id: 1})
-    return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=list(notice.flags))
+    version = notice.version
+    # paid before the device synced: the suspense payment is matched now (DESIGN.md §4)
+    payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
+    return Outcome(protocol.ACCEPTED, notice_no, version=version, flags=list(notice.flags))
 
 
 def _qr_matches(ctx: PushContext, notice_no: str, loaded: dict[str, Any]) -> bool:
-    payload = protocol.parse_qr_url(loaded["qr"])
-    if payload is None or payload.notice_no != notice_no:
-        return False
-    if (payload.amount, payload.reduced_amount, payload.deadline) != (
-        loaded["amount"],
-        loaded["reduced_amount"],
-        loaded["opinion_deadline"],
-    ):
-        return False
-    return any(protocol.verify_qr(key, payload) for key in ctx.qr_keys())
+    """§5 to the letter: the QR is ``<pay_base_url>/p/<notice_no>?a=..&r=..&d=..&s=<sig>`` with the printed amounts
+    and deadline, signed by one of the device's QR keys; only the signature's case may differ."""
+    text: str = loaded["qr"]
+    for key in ctx.qr_keys():
+        expected = protocol.qr_url(
+            ctx.pay_base_url, key, notice_no, loaded["amount"], loaded["reduced_amount"], loaded["opinion_deadline"]
+        )
+        head, _, sig = expected.rpartition("&s=")
+        prefix = f"{head}&s="
+        if text.startswith(prefix) and hmac.compare_digest(text[len(prefix) :].upper().encode(), sig.encode()):
+            return True
+    return False
 
 
 def _ordered(flags: list[str]) -> list[str]:
     return [flag for flag in protocol.FLAGS if flag in flags]
 
 
-def _subject_missing(ctx: PushContext, notice_no: str) -> Outcome:
-    rejected_issue = ctx.session.scalar(
-        select(SyncEvent.id).where(
+def _issue_refused(ctx: PushContext, notice_no: str) -> bool:
+    """Whether this device's issue of ``notice_no`` was refused (rejected, or lost the number), in this batch or
+    an earlier one."""
+    if notice_no in ctx.refused_issues:
+        return True
+    refused = ctx.session.scalar(
+        select(SyncEvent.id)
+        .where(
             SyncEvent.notice_no == notice_no,
             SyncEvent.type == protocol.NOTICE_ISSUED,
             SyncEvent.status.in_([protocol.REJECTED, protocol.CONFLICT]),
             SyncEvent.device_id == ctx.device.id,
         )
+        .limit(1)
     )
-    if rejected_issue is not None:
-        return _rejected(notice_no, "subject_rejected", "notice_no", "the notice's issue was refused")
+    return refused is not None
+
+
+def _subject_rejected(notice_no: str) -> Outcome:
+    return _rejected(notice_no, "subject_rejected", "notice_no", "the notice's issue was refused")
+
+
+def _subject_missing(ctx: PushContext, notice_no: str) -> Outcome:
+    if _issue_refused(ctx, notice_no):
+        return _subject_rejected(notice_no)
     return _rejected(notice_no, "unknown_notice", "notice_no", "the server does not know this notice")
 
 
@@ -588,6 +734,9 @@ def _voided(
     notice = notice_ops.find_notice(ctx.session, notice_no, for_update=True)
     if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
         return _subject_missing(ctx, notice_no)
+    if notice.device_id != ctx.device.id and _issue_refused(ctx, notice_no):
+        # this device's notice never existed: the number belongs to another device's notice, not to be touched
+        return _subject_rejected(notice_no)
     flags = _common_flags(ctx, event, data, occurred_at)
     if notice.version != base_version:
         return Outcome(
@@ -613,7 +762,73 @@ def _voided(
     return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
 
 
+def _spoiled(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
+) -> Outcome:
+    """``number.spoiled``: a number of the device's blocks that will never be issued."""
+    try:
+        loaded = NumberSpoiledData().load(data)
+    except ValidationError as exc:
+        return _invalid_data(notice_no, exc.messages)
+    if event.get("base_version") is not None:
+        return _rejected(notice_no, "validation_failed", "base_version", "must be null for number.spoiled")
+    parsed = protocol.parse_notice_no(notice_no)
+    if parsed is None or parsed.jurisdiction != ctx.device.jurisdiction:
+        return _rejected(
+            notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
+        )
+    taken = Outcome(
+        protocol.CONFLICT,
+        notice_no,
+        problems=[{"code": "notice_no_taken", "field": "notice_no", "message": "this number was already used"}],
+    )
+    if notice_ops.find_notice(ctx.session, notice_no) is not None:
+        return taken
+    flags = _common_flags(ctx, event, data, occurred_at)
+    block = device_ops.block_of(ctx.session, notice_no)
+    if block is None or block.device_id != ctx.device.id:
+        flags.append("number_outside_block")
+    recorded = device_ops.spoil_number(
+        ctx.session,
+        notice_no=notice_no,
+        device_id=ctx.device.id,
+        reason=loaded["reason"],
+        event_id=str(event["event_id"]),
+        officer_id=ctx.officer_id,
+        spoiled_at=occurred_at,
+    )
+    if not recorded:
+        return taken
+    if block is not None and block.device_id == ctx.device.id:
+        device_ops.mark_numbers_used(ctx.session, {block.id: 1})
+    return Outcome(protocol.ACCEPTED, notice_no, flags=_ordered(flags))
+
+
+def _reprinted(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
+) -> Outcome:
+    """``notice.reprinted``: recorded on the notice's timeline; it changes nothing, so any base version will do."""
+    try:
+        loaded = NoticeReprintedData().load(data)
+    except ValidationError as exc:
+        return _invalid_data(notice_no, exc.messages)
+    base_version = event.get("base_version")
+    if not isinstance(base_version, int) or isinstance(base_version, bool):
+        return _rejected(notice_no, "validation_failed", "base_version", "required: the version the device last knew")
+    notice = notice_ops.find_notice(ctx.session, notice_no)
+    if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
+        return _subject_missing(ctx, notice_no)
+    if notice.device_id != ctx.device.id and _issue_refused(ctx, notice_no):
+        return _subject_rejected(notice_no)
+    flags = _common_flags(ctx, event, data, occurred_at)
+    actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
+    notice_ops.record_reprint(ctx.session, notice, loaded["count"], occurred_at, actor)
+    return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
+
+
 _HANDLERS: dict[str, Callable[[PushContext, dict[str, Any], str, datetime, dict[str, Any]], Outcome]] = {
     protocol.NOTICE_ISSUED: _issued,
     protocol.NOTICE_VOIDED: _voided,
+    protocol.NUMBER_SPOILED: _spoiled,
+    protocol.NOTICE_REPRINTED: _reprinted,
 }

@@ -14,6 +14,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sync import protocol
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_WON = 2**53 - 1  # the largest integer every JSON parser keeps exactly; far beyond any fine
+MAX_ID = 2**63 - 1  # ids and counters are PostgreSQL bigints
 
 
 class AwareDateTime(fields.DateTime):
@@ -23,6 +25,8 @@ class AwareDateTime(fields.DateTime):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None:
             raise ValidationError("must carry a UTC offset, e.g. 2026-11-25T14:03:00+09:00")
+        if not protocol.time_in_range(result):
+            raise ValidationError(f"must be a time {protocol.TIME_RANGE_TEXT}")
         return result
 
 
@@ -39,17 +43,41 @@ class StrictInteger(fields.Integer):
 
 
 def _hex64(value: str) -> None:
-    if not _HEX64.match(value):
+    if not _HEX64.fullmatch(value):  # fullmatch: "$" also matches before a final "\n"
         raise ValidationError("must be 64 lower-case hex characters")
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store and UTF-8 can encode: no NUL, no lone surrogates (JSON's ``\\ud800`` escapes
+    decode to them) — else the database or the encoder, not the schema, would refuse it, as a 500.
+
+    ``line=True`` (names, codes, filters) also refuses every other control character; free text keeps tab and
+    line breaks."""
+
+    _SURROGATE = re.compile("[\ud800-\udfff]")
+    _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+    _CONTROL_BUT_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+    def __init__(self, *, line: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.control = self._CONTROL if line else self._CONTROL_BUT_BREAKS
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if self._SURROGATE.search(text):
+            raise ValidationError("must be valid Unicode text (a lone surrogate is not)")
+        if self.control.search(text):
+            raise ValidationError("must not contain control characters")
+        return text
 
 
 # --- enrollment and sign-in (§1) -------------------------------------------------------------------------------
 
 
 class EnrollRequest(Schema):
-    enrollment_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    model = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    app_version = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    enrollment_code = Text(line=True, required=True, validate=validate.Length(min=1, max=32))
+    model = Text(line=True, required=True, validate=validate.Length(min=1, max=80))
+    app_version = Text(line=True, required=True, validate=validate.Length(min=1, max=40))
 
 
 class EnrollResponse(Schema):
@@ -63,10 +91,10 @@ class EnrollResponse(Schema):
 
 
 class SessionRequest(Schema):
-    device_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    device_secret = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    officer_login = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    device_id = Text(line=True, required=True, validate=validate.Length(min=1, max=64))
+    device_secret = Text(line=True, required=True, validate=validate.Length(min=1, max=200))
+    officer_login = Text(line=True, required=True, validate=validate.Length(min=1, max=60))
+    password = Text(line=True, required=True, validate=validate.Length(min=1, max=200))
 
 
 class OfficerOut(Schema):
@@ -90,7 +118,7 @@ class EventIn(Schema):
     """One pushed event; ``event_id``, ``seq`` and ``type`` are the envelope, the rest is checked per event."""
 
     event_id = fields.UUID(required=True)
-    seq = StrictInteger(required=True, validate=validate.Range(min=1))
+    seq = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_ID))
     type = fields.String(required=True)
     notice_no = fields.String(allow_none=True)
     base_version = fields.Integer(allow_none=True)
@@ -153,8 +181,8 @@ class NoticeIssuedData(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(protocol.NOTICE_KINDS))
     violation_code = fields.String(required=True, validate=validate.Length(min=1, max=10))
     schedule_key = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    amount = StrictInteger(required=True, validate=validate.Range(min=0))
-    reduced_amount = StrictInteger(required=True, validate=validate.Range(min=0))
+    amount = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_WON))
+    reduced_amount = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_WON))
     opinion_deadline = fields.Date(required=True)
     vehicle = fields.Nested(VehicleIn)
     offender = fields.Nested(OffenderIn)
@@ -162,7 +190,7 @@ class NoticeIssuedData(Schema):
     observed_at = AwareDateTime(required=True)
     observed_again_at = AwareDateTime(allow_none=True)
     photos = fields.List(fields.String(validate=_hex64), load_default=list)
-    officer_id = StrictInteger(required=True)
+    officer_id = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_ID))
     memo = fields.String(validate=validate.Length(max=500), allow_none=True)
     qr = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
@@ -171,6 +199,16 @@ class NoticeVoidedData(Schema):
     prev_hash = fields.String(required=True, validate=_hex64)
     reason_code = fields.String(required=True, validate=validate.OneOf(protocol.VOID_REASONS))
     memo = fields.String(validate=validate.Length(max=500), allow_none=True)
+
+
+class NumberSpoiledData(Schema):
+    prev_hash = fields.String(required=True, validate=_hex64)
+    reason = fields.String(required=True, validate=validate.OneOf(protocol.SPOIL_REASONS))
+
+
+class NoticeReprintedData(Schema):
+    prev_hash = fields.String(required=True, validate=_hex64)
+    count = StrictInteger(required=True, validate=validate.Range(min=1, max=10_000))
 
 
 # --- pull (§3) -------------------------------------------------------------------------------------------------

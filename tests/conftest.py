@@ -136,10 +136,27 @@ def template_db_url(db_admin: DbAdmin) -> Iterator[str]:
     try:
         url = db_admin.url_for(name)
         upgrade(url)
+        _load_demo(url)
         db_admin.seal(name)
         yield url
     finally:
         db_admin.drop(name)
+
+
+def _load_demo(url: str) -> None:
+    """Every test database starts with the demo data (Seoul, codes, schedules, demo logins)."""
+    from datetime import timedelta
+
+    from models.base import utcnow
+    from models.demo import load_demo
+
+    eng = create_engine(url)
+    try:
+        with Session(eng) as session:
+            load_demo(session, password="jingsu-demo", now=utcnow(), production=False, code_ttl=timedelta(hours=24))
+            session.commit()
+    finally:
+        eng.dispose()
 
 
 @pytest.fixture(scope="session")

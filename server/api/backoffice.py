@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -129,6 +130,7 @@ class Revoke(MethodView):
 
 
 STAFF_READERS = ("admin", "clerk", "approver", "auditor")
+_NOTICE_NO = re.compile(r"[0-9]{15}")
 
 
 @blp.route("/notices")
@@ -161,6 +163,9 @@ class NoticeOne(MethodView):
     @blp.response(200, schemas.NoticeDetail)
     def get(self, notice_no: str) -> dict[str, Any]:
         """One notice with its receivable, ledger entries, payments and timeline."""
+        if not _NOTICE_NO.fullmatch(notice_no):
+            # never a number (NUL, say, which PostgreSQL cannot even compare): the same answer as an unknown one
+            raise NotFound("no such notice", field="notice_no")
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
             notice = notice_ops.get_notice(session, scope, notice_no)

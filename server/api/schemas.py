@@ -5,13 +5,14 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from sync import protocol
+from sync.schemas import Text
 
 JURISDICTION = validate.Regexp(r"^[0-9]{5}$", error="must be a 5-digit jurisdiction code")
 
 
 class LoginRequest(Schema):
-    login = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    login = Text(line=True, required=True, validate=validate.Length(min=1, max=60))
+    password = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class UserOut(Schema):
@@ -27,8 +28,8 @@ class LoginResponse(Schema):
 
 
 class RegisterDeviceRequest(Schema):
-    jurisdiction = fields.String(required=True, validate=JURISDICTION)
-    label = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    jurisdiction = Text(line=True, required=True, validate=JURISDICTION)
+    label = Text(line=True, required=True, validate=validate.Length(min=1, max=80))
 
 
 class RegisterDeviceResponse(Schema):
@@ -43,7 +44,7 @@ class EnrollmentCodeResponse(Schema):
 
 
 class RevokeRequest(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reason = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class RevokeResponse(Schema):
@@ -67,8 +68,8 @@ class DeviceList(Schema):
 
 
 class NoticeQuery(Schema):
-    notice_no = fields.String(validate=validate.Length(max=15))
-    plate = fields.String(validate=validate.Length(max=20))
+    notice_no = Text(line=True, validate=validate.Length(max=15))
+    plate = Text(line=True, validate=validate.Length(max=20))
     status = fields.String(validate=validate.OneOf(protocol.NOTICE_STATUSES))
     from_ = fields.AwareDateTime(data_key="from")
     to = fields.AwareDateTime()

@@ -5,11 +5,10 @@ Refusal order (§0): 426 version, 413 size, 401 token, 403 revoked, 403 jurisdic
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from flask import request
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -19,6 +18,7 @@ from models.server_state import current_epoch
 from models.users import authenticate
 from server import auth
 from server.errors import ApiError
+from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime, unit_of_work
 from sync import changes, protocol, reconcile
 from sync import schemas as wire
@@ -44,10 +44,10 @@ def _protocol_version_and_size() -> None:
         if len(raw) > limit:
             raise ApiError(413, "batch_too_large", f"a push batch may be at most {limit} bytes")
         if request.content_length is None:
-            request._cached_data = raw  # type: ignore[attr-defined]
+            request._cached_data = raw
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            body = strict_loads(raw)
+        except MalformedJson:
             return  # refused as malformed_json after the token check
         max_events = runtime().config.max_batch_events
         if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > max_events:
@@ -127,7 +127,7 @@ class Push(MethodView):
         """Push a batch of events; every event gets its own fate, the envelope is all-or-nothing."""
         rt = runtime()
         principal = auth.current_principal()
-        body = json.loads(request.get_data(cache=True) or b"null")
+        body = g.get("json_body")  # parsed (strictly) by the auth step
         assert principal.device_id is not None
         with unit_of_work() as session:
             return reconcile.push(

@@ -438,11 +438,17 @@ def upgrade() -> None:
         "CREATE TRIGGER sync_events_guard BEFORE UPDATE OR DELETE ON sync_events "
         "FOR EACH ROW EXECUTE FUNCTION jingsu_sync_event_guard()"
     )
+    # row triggers do not see TRUNCATE, which would drop every event's fate at once
+    op.execute(
+        "CREATE TRIGGER sync_events_no_truncate BEFORE TRUNCATE ON sync_events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION jingsu_refuse_change()"
+    )
     op.execute("INSERT INTO server_state (id, epoch, feed_floor_id) VALUES (1, md5(random()::text), 0)")
 
 
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS sync_events_guard ON sync_events")
+    op.execute("DROP TRIGGER IF EXISTS sync_events_no_truncate ON sync_events")
     op.execute("DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries")
     op.execute("DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries")
     op.drop_index(op.f("ix_suspense_payments_notice_no"), table_name="suspense_payments")

@@ -1,0 +1,3 @@
+from pda_client.cli import main
+
+main()

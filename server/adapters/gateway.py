@@ -1,0 +1,308 @@
+"""The payment gateway (PG) adapter: the ``PaymentGateway`` Protocol and ``HttpGateway``, its HTTP implementation.
+
+The contract is ``docs/gateway.md``; ``server.sandboxes.gateway`` is the sandbox that speaks it in dev and tests, and
+a production PG is the same class with another base URL and key. Callbacks are hints (DESIGN.md §4): verify their
+signature with ``verify_callback``, then ask the gateway with ``query`` and trust only its answer.
+
+Errors split by what the caller does next: ``GatewayUnavailable`` — retry later (transport error, timeout, 5xx, a
+malformed answer); ``GatewayRefused`` — the gateway said no (4xx: bad signature, bad request, unknown transaction,
+order conflict); fix the request, do not retry it as is.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, get_args
+from urllib.parse import quote
+
+import httpx
+
+PaymentStatus = Literal["ready", "approved", "cancelled"]
+_STATUSES: tuple[str, ...] = get_args(PaymentStatus)
+
+REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
+CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class GatewayError(Exception):
+    """Base of every payment gateway error."""
+
+
+class GatewayUnavailable(GatewayError):
+    """Retry later: the gateway could not be reached, timed out, answered 5xx or answered outside the contract."""
+
+
+class GatewayRefused(GatewayError):
+    """The gateway refused the request (4xx); ``status`` is the HTTP status, ``code`` its stable error code."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True)
+class Created:
+    """A payment created (or found again by its order id) at the gateway; send the phone to ``redirect_url``."""
+
+    txn_id: str
+    redirect_url: str
+
+
+@dataclass(frozen=True)
+class GatewayPayment:
+    """The gateway's own answer about a transaction: the only thing a payment may be posted from."""
+
+    txn_id: str
+    order_id: str
+    status: PaymentStatus
+    amount: int
+    approved_at: datetime | None  # timezone-aware; None unless approved
+    notice_no: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, as the gateway sent it (``approved_at`` in ISO 8601): for keeping with the raw payload."""
+        return {
+            "txn_id": self.txn_id,
+            "order_id": self.order_id,
+            "status": self.status,
+            "amount": self.amount,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
+            "notice_no": self.notice_no,
+        }
+
+
+class PaymentGateway(Protocol):
+    """What Jingsu needs of a payment gateway; ``name`` is the gateway half of ``UNIQUE(gateway, txn_id)``."""
+
+    name: str
+
+    def create(
+        self, order_id: str, amount: int, notice_no: str, description: str, return_url: str, callback_url: str
+    ) -> Created:
+        """Create a payment (idempotent per ``order_id``). Raises ``GatewayUnavailable``, ``GatewayRefused``."""
+        ...
+
+    def query(self, txn_id: str) -> GatewayPayment:
+        """The transaction's status as the gateway knows it. Raises ``GatewayUnavailable``, ``GatewayRefused``."""
+        ...
+
+    def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
+        """Whether ``signature`` is the gateway's signature of exactly ``raw_body``."""
+        ...
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # loading the CA bundle is most of the cost of a new httpx.Client (~25 ms): do it once per process
+    return httpx.create_ssl_context()
+
+
+def sign(key: bytes, message: bytes) -> str:
+    """Hex HMAC-SHA256 of ``message`` under ``key``: every signature of the contract."""
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+class HttpGateway:
+    """``PaymentGateway`` over HTTP (docs/gateway.md) with httpx.
+
+    ``key`` is the shared secret as hex. Without ``client``, each call uses a short-lived httpx client, so an
+    instance per request is fine; pass a long-lived ``client`` to pool connections (its base URL is not used).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        name: str = "sandbox",
+        *,
+        timeout: float = 10.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        try:
+            self._key = bytes.fromhex(key)
+        except ValueError as exc:
+            raise ValueError("the gateway key must be hex") from exc
+        if not self._key:
+            raise ValueError("the gateway key must not be empty")
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._client = client
+
+    def create(
+        self, order_id: str, amount: int, notice_no: str, description: str, return_url: str, callback_url: str
+    ) -> Created:
+        """``POST /v1/payments``: create the payment, or find the one this ``order_id`` already has.
+
+        Raises ``GatewayRefused`` (401 bad_signature, 400 invalid_request, 409 order_conflict) and
+        ``GatewayUnavailable``.
+        """
+        body = json.dumps(
+            {
+                "order_id": order_id,
+                "amount": amount,
+                "notice_no": notice_no,
+                "description": description,
+                "return_url": return_url,
+                "callback_url": callback_url,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", REQUEST_SIGNATURE_HEADER: sign(self._key, body)}
+        data = self._call("POST", "/v1/payments", content=body, headers=headers)
+        txn_id, redirect_url = data.get("txn_id"), data.get("redirect_url")
+        if not (isinstance(txn_id, str) and txn_id and isinstance(redirect_url, str) and redirect_url):
+            raise GatewayUnavailable(f"the gateway's create answer is outside the contract: {data!r}")
+        return Created(txn_id=txn_id, redirect_url=redirect_url)
+
+    def query(self, txn_id: str) -> GatewayPayment:
+        """``GET /v1/payments/<txn_id>``, signed: the transaction as the gateway knows it.
+
+        Raises ``GatewayRefused`` (404 not_found, 401 bad_signature) and ``GatewayUnavailable`` (also when the answer
+        is malformed or names another transaction).
+        """
+        path = f"/v1/payments/{quote(txn_id, safe='')}"
+        headers = {REQUEST_SIGNATURE_HEADER: sign(self._key, f"GET {path}".encode())}
+        return _payment(txn_id, self._call("GET", path, headers=headers))
+
+    def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
+        """Whether ``signature`` (the ``X-Gateway-Signature`` header, hex) signs exactly ``raw_body``; constant time.
+
+        Verify the bytes as received, before parsing them. A valid signature makes the callback authentic, not
+        true: confirm with ``query``.
+        """
+        if not signature:
+            return False
+        expected = sign(self._key, raw_body).encode()
+        return hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace"))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        try:
+            if self._client is not None:
+                response = self._client.request(method, url, timeout=self._timeout, **kwargs)
+            else:
+                with httpx.Client(timeout=self._timeout, verify=_tls_context()) as client:
+                    response = client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"the gateway at {self.base_url} could not be reached: {exc!r}") from exc
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"the gateway answered {response.status_code}; try again later")
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if 400 <= response.status_code < 500:
+            err = data if isinstance(data, dict) else {}
+            raise GatewayRefused(
+                response.status_code,
+                str(err.get("code") or f"http_{response.status_code}"),
+                str(err.get("detail") or response.text[:200]),
+            )
+        if response.status_code not in (200, 201) or not isinstance(data, dict):
+            raise GatewayUnavailable(f"the gateway answered {response.status_code} outside the contract")
+        return data
+
+
+def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
+    """A status answer checked against the contract; anything else is ``GatewayUnavailable``."""
+    try:
+        status, amount, approved_raw = data["status"], data["amount"], data["approved_at"]
+        order_id, notice_no = data["order_id"], data["notice_no"]
+        if data["txn_id"] != txn_id:
+            raise ValueError(f"asked for {txn_id!r}, got {data['txn_id']!r}")
+        if status not in _STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise ValueError(f"amount {amount!r}")
+        if not (isinstance(order_id, str) and isinstance(notice_no, str)):
+            raise ValueError("order_id and notice_no must be strings")
+        approved_at = None
+        if approved_raw is not None:
+            approved_at = datetime.fromisoformat(str(approved_raw))
+            if approved_at.utcoffset() is None:
+                raise ValueError(f"approved_at {approved_raw!r} has no offset")
+        if (status == "approved") != (approved_at is not None):
+            raise ValueError("approved_at must be set exactly when approved")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise GatewayUnavailable(f"the gateway's status answer is outside the contract: {exc}") from exc
+    return GatewayPayment(
+        txn_id=txn_id, order_id=order_id, status=status, amount=amount, approved_at=approved_at, notice_no=notice_no
+    )
+
+
+# --- the sandbox process (tests, make run) --------------------------------------------------------------------------
+
+
+def start_sandbox(
+    port: int,
+    key: str,
+    state_path: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    fail_callbacks: bool = False,
+    public_url: str | None = None,
+    log_path: Path | None = None,
+    timeout: float = 10.0,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m server.sandboxes.gateway`` (cwd = repo root) and return once it answers ``/healthz``.
+
+    Its stdout and stderr go to ``log_path`` (appended) if given, else to ours. Stop it with ``stop_sandbox``.
+    Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` seconds (it is killed then).
+    """
+    argv = [sys.executable, "-m", "server.sandboxes.gateway", "--host", host, "--port", str(port), "--key", key]
+    if state_path is not None:
+        argv += ["--state", str(state_path)]
+    if fail_callbacks:
+        argv.append("--fail-callbacks")
+    if public_url:
+        argv += ["--public-url", public_url]
+    if log_path is not None:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    else:
+        proc = subprocess.Popen(argv, cwd=ROOT)
+    url = f"http://{host}:{port}/healthz"
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(timeout=1.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                last = f"exited with status {proc.returncode}"
+                break
+            try:
+                response = client.get(url)
+                # another process on the port would answer too: only ours counts
+                if response.status_code == 200 and response.json().get("pid") == proc.pid:
+                    return proc
+                last = f"/healthz answered {response.status_code} {response.text[:100]!r}"
+            except (httpx.HTTPError, ValueError) as exc:
+                last = repr(exc)
+            time.sleep(0.05)
+    stop_sandbox(proc)
+    tail = log_path.read_text(errors="replace")[-2000:] if log_path is not None and log_path.exists() else ""
+    raise RuntimeError(f"the gateway sandbox on {host}:{port} did not start: {last}\n{tail}".rstrip())
+
+
+def stop_sandbox(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Terminate a sandbox started by ``start_sandbox`` (SIGTERM, then SIGKILL after ``timeout``) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()

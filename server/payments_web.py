@@ -1,0 +1,171 @@
+"""Paying from the QR page (PROTOCOL.md §5, DESIGN.md §4).
+
+``POST /p/<notice_no>/pay`` re-checks the signed link, asks the gateway for a payment of the amount due today and
+sends the phone there. The gateway's server-to-server callback (``POST /api/v1/payments/callbacks/<gateway>``) is
+only a hint: its signature is checked, then the status and amount are asked back from the gateway, and only then
+does the payment post — once per (gateway, txn_id). A notice that has not synced yet gets its payment in suspense.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, g, redirect, render_template, request
+from flask.views import MethodView
+from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import Schema, ValidationError, fields, validate
+
+from models import payments
+from models.base import Actor
+from server import auth
+from server.adapters.gateway import GatewayError, GatewayRefused, HttpGateway
+from server.errors import ApiError
+from server.pages import error_page, verified_view
+from server.runtime import runtime, unit_of_work
+from sync import protocol
+from sync.schemas import AwareDateTime, StrictInteger, Text, flatten_errors
+
+bp = Blueprint("pay", __name__)
+api = ApiBlueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payment gateway callbacks")
+
+
+def gateway() -> HttpGateway:
+    config = runtime().config
+    return HttpGateway(config.gateway_url, config.gateway_key, name=config.gateway_name)
+
+
+def _signed_args(source: Any) -> dict[str, str]:
+    return {name: str(source.get(name, "")) for name in ("a", "r", "d", "s")}
+
+
+@bp.post("/p/<notice_no>/pay")
+def start(notice_no: str) -> Response:
+    """The citizen pressed 납부하기: create the payment at the gateway for the amount due today, then go there."""
+    signed = _signed_args(request.form)
+    with unit_of_work() as session:
+        view = verified_view(session, notice_no, signed)
+        if isinstance(view, Response):
+            return view
+        if view.paid or view.due_today <= 0:
+            return error_page(409)
+        config = runtime().config
+        order_id = str(uuid.uuid4())
+        return_url = f"{config.pay_base_url}/p/{notice_no}/done?{urlencode(signed)}"
+        callback_url = f"{config.pay_base_url}/api/v1/payments/callbacks/{config.gateway_name}"
+        try:
+            created = gateway().create(
+                order_id=order_id,
+                amount=view.due_today,
+                notice_no=notice_no,
+                description=f"과태료 {notice_no}",
+                return_url=return_url,
+                callback_url=callback_url,
+            )
+        except GatewayError:
+            return error_page(503)
+        payments.open_payment(
+            session,
+            gateway=config.gateway_name,
+            txn_id=created.txn_id,
+            channel="qr",
+            notice_no=notice_no,
+            amount=view.due_today,
+        )
+    return redirect(created.redirect_url, code=303)  # type: ignore[return-value]
+
+
+@bp.get("/p/<notice_no>/done")
+def done(notice_no: str) -> Response:
+    """Where the gateway sends the phone back: the payment's state as the ledger sees it."""
+    signed = _signed_args(request.args)
+    txn_id = request.args.get("txn_id", "")
+    with unit_of_work() as session:
+        view = verified_view(session, notice_no, signed)
+        if isinstance(view, Response):
+            return view
+        payment = payments.find_payment(session, runtime().config.gateway_name, txn_id) if txn_id else None
+        html = render_template("pay_done.html", v=view, payment=payment, link=f"/p/{notice_no}?{urlencode(signed)}")
+    return Response(html, mimetype="text/html")
+
+
+class CallbackBody(Schema):
+    """The gateway's notification (docs/gateway.md); only a hint — the status query decides."""
+
+    txn_id = Text(line=True, required=True, validate=validate.Length(min=1, max=80))
+    order_id = Text(line=True, validate=validate.Length(max=80))
+    status = fields.String(required=True, validate=validate.OneOf(["ready", "approved", "cancelled"]))
+    amount = StrictInteger(required=True, validate=validate.Range(min=0, max=10**12))
+    approved_at = AwareDateTime(allow_none=True)
+    notice_no = Text(line=True, allow_none=True, validate=validate.Length(max=40))
+
+
+class CallbackAnswer(Schema):
+    result = fields.String(metadata={"description": "posted, suspense, already_posted, cancelled or pending"})
+    txn_id = fields.String()
+
+
+@api.route("/callbacks/<gateway_name>")
+class GatewayCallback(MethodView):
+    @auth.public
+    @api.doc(
+        requestBody={
+            "required": True,
+            "content": {"application/json": {"schema": CallbackBody}},
+            "description": "the gateway's signed notification (header X-Gateway-Signature)",
+        }
+    )
+    @api.response(200, CallbackAnswer)
+    @api.alt_response(401, description="signature_invalid")
+    @api.alt_response(404, description="not_found: unknown gateway")
+    def post(self, gateway_name: str) -> dict[str, Any]:
+        """Server-to-server notification from the payment gateway; verified with the gateway before posting."""
+        rt = runtime()
+        if gateway_name != rt.config.gateway_name:
+            raise ApiError(404, "not_found", "no such payment gateway")
+        raw = request.get_data(cache=True)
+        client = gateway()
+        if not client.verify_callback(raw, request.headers.get("X-Gateway-Signature")):
+            raise ApiError(401, "signature_invalid", "the callback's signature does not verify")
+        body = g.get("json_body")
+        if not isinstance(body, dict):
+            raise ApiError(422, "validation_failed", "the body must be a JSON object", errors={"body": ["required"]})
+        try:
+            txn_id = CallbackBody().load(body)["txn_id"]
+        except ValidationError as exc:
+            errors = flatten_errors(exc.messages)
+            raise ApiError(422, "validation_failed", "the callback is malformed", errors=errors) from None
+        try:
+            confirmed = client.query(txn_id)  # the callback is a hint: the gateway's own answer decides
+        except GatewayRefused as exc:
+            raise ApiError(404, "not_found", f"the gateway does not know this transaction ({exc.code})") from None
+        except GatewayError:
+            raise ApiError(503, "gateway_unavailable", "the gateway could not confirm the payment; retry") from None
+        with unit_of_work() as session:
+            if confirmed.status != "approved":
+                if confirmed.status == "cancelled":
+                    payments.cancel_pending(session, gateway_name, txn_id)
+                    return {"result": "cancelled", "txn_id": txn_id}
+                return {"result": "pending", "txn_id": txn_id}
+            notice_no: str | None = confirmed.notice_no
+            if notice_no is not None and protocol.parse_notice_no(notice_no) is None:
+                notice_no = None
+            assert confirmed.approved_at is not None
+            result = payments.post_payment(
+                session,
+                payments.ReceivedPayment(
+                    gateway=gateway_name,
+                    txn_id=txn_id,
+                    channel="qr",
+                    notice_no=notice_no,
+                    amount=confirmed.amount,
+                    approved_at=confirmed.approved_at,
+                    raw={"callback": body, "query": confirmed.as_dict()},
+                ),
+                Actor(address=request.remote_addr, label=f"gateway:{gateway_name}"),
+                rt.clock(),
+            )
+            if not result.newly_posted:
+                return {"result": "already_posted", "txn_id": txn_id}
+            return {"result": "posted" if result.notice is not None else "suspense", "txn_id": txn_id}
