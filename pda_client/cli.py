@@ -26,6 +26,19 @@ from pda_client.errors import PdaError
 from pda_client.store import Store
 from pda_client.transport import Transport
 
+NOTICE_STATUS_LABELS = {
+    "issued": "발급",
+    "under_review": "검토 중",
+    "voided": "취소(단속원)",
+    "cancelled": "직권취소",
+    "noticed": "사전통지",
+    "paid": "납부 완료",
+    "imposed": "부과",
+    "objected": "이의제기",
+    "in_court": "재판 중",
+    "overdue": "체납",
+    "closed": "종결",
+}
 STATUS_LABELS = {
     "pending": "전송 대기",
     "held": "보류(순번 누락)",
@@ -239,6 +252,12 @@ def sync_cmd(ctx: click.Context) -> None:
         click.echo(_table(rows or [("-", "-", 0)], ("결과", "status", "건수")))
         for seq, notice_no, status, code in report.problems:
             click.echo(f"  seq {seq} {notice_no}: {status} {code}")
+        if report.statuses:
+            click.echo("")
+            rows = [
+                (notice_no, NOTICE_STATUS_LABELS.get(st, st), st) for notice_no, st in sorted(report.statuses.items())
+            ]
+            click.echo(_table(rows, ("고지번호", "상태", "status")))
         click.echo(f"acked_seq={report.acked_seq} pulled={report.pulled}" + (" reset=yes" if report.reset else ""))
 
 

@@ -40,6 +40,7 @@ class SyncReport:
     acked_seq: int = 0
     reset: bool = False
     problems: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, notice_no, status, code
+    statuses: dict[str, str] = field(default_factory=dict)  # notice_no → its status as last pulled
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -153,6 +154,8 @@ class SyncEngine:
             with self.store.transaction():
                 for change in page["changes"]:
                     self._apply_change(change)
+                    if change["entity"] == "notice_status" and change.get("data"):
+                        report.statuses[change["key"]] = change["data"]["status"]
                 self.store.put("cursor", page["next_cursor"])
                 self.store.put("epoch", page["epoch"])
             report.pulled += len(page["changes"])

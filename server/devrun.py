@@ -31,6 +31,16 @@ def main() -> None:
     with app.app_context():
         for line in load_demo_and_describe():
             print(line)
+    # the payment gateway sandbox, as its own process with its own key (docs/gateway.md)
+    from urllib.parse import urlsplit
+
+    from server.adapters.gateway import start_sandbox
+
+    gateway = urlsplit(config.gateway_url)
+    if gateway.hostname in ("127.0.0.1", "localhost") and gateway.port:
+        var = config.var_dir
+        start_sandbox(gateway.port, config.gateway_key, var / "gateway-state.json", log_path=var / "gateway.log")
+        print(f"payment gateway sandbox on {config.gateway_url} (log: {var / 'gateway.log'})")
     bind = env.get("JINGSU_BIND", "127.0.0.1:5000")
     print(
         f"\nJingsu on http://{bind}  (API docs: http://{bind}/docs, OpenAPI: http://{bind}/openapi.json)\n", flush=True

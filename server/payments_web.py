@@ -36,18 +36,14 @@ def gateway() -> HttpGateway:
     return HttpGateway(config.gateway_url, config.gateway_key, name=config.gateway_name)
 
 
-def _signed_args(source: Any) -> dict[str, str]:
-    return {name: str(source.get(name, "")) for name in ("a", "r", "d", "s")}
-
-
 @bp.post("/p/<notice_no>/pay")
 def start(notice_no: str) -> Response:
     """The citizen pressed 납부하기: create the payment at the gateway for the amount due today, then go there."""
-    signed = _signed_args(request.form)
     with unit_of_work() as session:
-        view = verified_view(session, notice_no, signed)
+        view = verified_view(session, notice_no, request.form)
         if isinstance(view, Response):
             return view
+        signed = view.signed
         if view.paid or view.due_today <= 0:
             return error_page(409)
         config = runtime().config
@@ -79,12 +75,12 @@ def start(notice_no: str) -> Response:
 @bp.get("/p/<notice_no>/done")
 def done(notice_no: str) -> Response:
     """Where the gateway sends the phone back: the payment's state as the ledger sees it."""
-    signed = _signed_args(request.args)
     txn_id = request.args.get("txn_id", "")
     with unit_of_work() as session:
-        view = verified_view(session, notice_no, signed)
+        view = verified_view(session, notice_no, request.args)
         if isinstance(view, Response):
             return view
+        signed = view.signed
         payment = payments.find_payment(session, runtime().config.gateway_name, txn_id) if txn_id else None
         html = render_template("pay_done.html", v=view, payment=payment, link=f"/p/{notice_no}?{urlencode(signed)}")
     return Response(html, mimetype="text/html")
