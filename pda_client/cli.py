@@ -254,10 +254,10 @@ def sync_cmd(ctx: click.Context) -> None:
             click.echo(f"  seq {seq} {notice_no}: {status} {code}")
         if report.statuses:
             click.echo("")
-            rows = [
+            changed = [
                 (notice_no, NOTICE_STATUS_LABELS.get(st, st), st) for notice_no, st in sorted(report.statuses.items())
             ]
-            click.echo(_table(rows, ("고지번호", "상태", "status")))
+            click.echo(_table(changed, ("고지번호", "상태", "status")))
         click.echo(f"acked_seq={report.acked_seq} pulled={report.pulled}" + (" reset=yes" if report.reset else ""))
 
 
