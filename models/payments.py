@@ -153,9 +153,10 @@ def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice,
     payment.receivable_id = receivable.id
     payment.status = POSTED
     session.flush()
-    if ledger.balance(session, receivable.id) <= 0:
+    if notice.status in notices.PAYABLE and ledger.balance(session, receivable.id) <= 0:
         notices.mark_paid(session, notice, payment.approved_at, actor, now)
     else:
+        # a partial payment, or money for a notice that was voided or cancelled meanwhile (an overpayment to refund)
         notices.note_payment(session, notice, payment.amount, payment.approved_at, actor)
 
 

@@ -217,4 +217,4 @@ class SyncEngine:
         days = int(settings.get("retention_days", 30))
         horizon = (self.clock() - timedelta(days=days)).isoformat()
         with self.store.transaction():
-            self.store.conn.execute("DELETE FROM outbox WHERE state = 'done' AND settled_at < ?", (horizon,))
+            self.store.conn.execute("DELETE FROM outbox WHERE state = 'done' AND settled_at <= ?", (horizon,))

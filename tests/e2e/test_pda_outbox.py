@@ -156,3 +156,19 @@ def test_spoiled_numbers_and_voids_reach_the_server_and_a_spoiled_number_is_neve
     assert spoiled == [(jammed, "printer_jam")]
     assert statuses == {first: "voided", second: "issued"}
     assert pda.run("spoil", jammed, "--reason", "misprint", check=False).returncode != 0
+
+
+def test_acknowledged_events_are_kept_for_retention_days_then_forgotten(live_server, tmp_path: Path):
+    kept_server = live_server()
+    pda, _ = enrolled_pda(kept_server, tmp_path / "kept")
+    issue_parking(pda, "12가0001")
+    pda.run("sync")
+    assert [(row["state"], row["status"]) for row in pda.outbox()] == [("done", "accepted")]
+
+    # a server whose devices keep acknowledged events for 0 days: they are gone after the sync that settled them
+    brief_server = live_server(env={"JINGSU_RETENTION_DAYS": "0"})
+    brief, _ = enrolled_pda(brief_server, tmp_path / "brief")
+    issue_parking(brief, "12가0002")
+    out = brief.run("sync").stdout
+    assert re.search(r"접수\s+accepted\s+1", out), out
+    assert brief.outbox() == []

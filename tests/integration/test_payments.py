@@ -1,0 +1,123 @@
+"""Posting payments to the ledger (DESIGN.md §3–§4): 자진납부 감경, once per transaction, suspense and matching."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import ledger, notices, payments
+from models.base import Actor
+from models.crypto import PiiCipher
+from models.devices import RegisterDevice, register_device
+from models.feed import ChangeLog
+from models.users import User
+from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
+
+OBSERVED = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 14:00 in Seoul
+DEADLINE = date(2026, 12, 9)
+CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
+
+
+@pytest.fixture
+def issue(db_session):
+    device, _ = register_device(db_session, RegisterDevice("11110", "결제 시험 단말"), Actor.system(), OBSERVED,
+                                timedelta(hours=1))  # fmt: skip
+    officer = db_session.scalar(select(User).where(User.login == "officer.11110.1"))
+
+    def make(notice_no: str) -> notices.Notice:
+        cmd = notices.IssueNotice(
+            notice_no=notice_no,
+            event_id=str(uuid.uuid4()),
+            device_id=device.id,
+            jurisdiction="11110",
+            kind="parking",
+            violation_code="P01",
+            schedule_key="P01:car:-@2008-06-22",
+            amount=40000,
+            reduced_amount=32000,
+            opinion_deadline=DEADLINE,
+            place_address="서울특별시 종로구 종로 1",
+            observed_at=OBSERVED,
+            issued_at=OBSERVED,
+            qr="http://localhost/p/x",
+            officer_id=officer.id,
+            vehicle_plate="12가3456",
+            vehicle_type="car",
+        )
+        notice = notices.issue_notice(db_session, cmd, Actor(device_id=device.id), OBSERVED, CIPHER)
+        assert notice is not None
+        return notice
+
+    return make
+
+
+def paid(notice_no: str | None, amount: int, on: datetime, txn: str = "t1") -> payments.ReceivedPayment:
+    return payments.ReceivedPayment("sandbox", txn, "qr", notice_no, amount, on)
+
+
+def entries(db_session, notice: notices.Notice) -> list[tuple[str, int]]:
+    receivable = notices.receivable_of(db_session, notice.id)
+    assert receivable is not None
+    return [(e.kind, e.amount) for e in ledger.entries(db_session, receivable.id)]
+
+
+def test_the_reduced_amount_paid_within_the_opinion_period_posts_the_reduction_and_ends_the_case(db_session, issue):
+    notice = issue("111102600000012")
+    on = datetime(2026, 12, 9, 14, 59, tzinfo=UTC)  # 23:59 on the deadline, in Seoul
+    result = payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
+    assert result.newly_posted
+    assert entries(db_session, notice) == [("charge", 40000), ("reduction", -8000), ("payment", -32000)]
+    assert (notice.status, notice.version, notice.paid_at) == ("paid", 2, on)
+    feed = db_session.scalars(select(ChangeLog).where(ChangeLog.key == notice.notice_no).order_by(ChangeLog.id)).all()
+    assert feed[-1].data == {"notice_no": notice.notice_no, "status": "paid", "version": 2, "paid_at": on.isoformat()}
+
+
+def test_the_reduced_amount_paid_the_day_after_the_deadline_is_only_a_partial_payment(db_session, issue):
+    notice = issue("111102600000012")
+    on = datetime(2026, 12, 9, 15, 0, tzinfo=UTC)  # 00:00 on 12-10 in Seoul: the period is over
+    payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
+    assert entries(db_session, notice) == [("charge", 40000), ("payment", -32000)]
+    assert (notice.status, notice.version) == ("issued", 1)
+
+
+def test_the_full_amount_after_the_deadline_settles_without_a_reduction(db_session, issue):
+    notice = issue("111102600000012")
+    on = datetime(2026, 12, 20, 3, 0, tzinfo=UTC)
+    payments.post_payment(db_session, paid(notice.notice_no, 40000, on), Actor.system(), on)
+    assert entries(db_session, notice) == [("charge", 40000), ("payment", -40000)]
+    assert notice.status == "paid"
+
+
+def test_the_same_transaction_reported_twice_posts_once(db_session, issue):
+    notice = issue("111102600000012")
+    on = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    first = payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
+    second = payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
+    assert (first.newly_posted, second.newly_posted) == (True, False)
+    assert entries(db_session, notice) == [("charge", 40000), ("reduction", -8000), ("payment", -32000)]
+
+
+def test_a_payment_for_an_unknown_notice_waits_in_suspense_and_is_matched_when_the_notice_arrives(db_session, issue):
+    on = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    result = payments.post_payment(db_session, paid("111102600000012", 32000, on), Actor.system(), on)
+    assert result.payment.status == "suspense" and result.notice is None
+    assert payments.suspense_total(db_session, "111102600000012") == 32000
+
+    notice = issue("111102600000012")
+    assert payments.match_suspense(db_session, notice, Actor.system(), on) == 1
+    assert entries(db_session, notice) == [("charge", 40000), ("reduction", -8000), ("payment", -32000)]
+    assert notice.status == "paid"
+    assert payments.suspense_total(db_session, "111102600000012") == 0
+    assert payments.match_suspense(db_session, notice, Actor.system(), on) == 0
+
+
+def test_money_for_a_voided_notice_is_kept_as_an_overpayment_and_the_notice_stays_voided(db_session, issue):
+    notice = issue("111102600000012")
+    notices.void_notice(db_session, notice, "wrong_vehicle", None, Actor.system(), OBSERVED, OBSERVED, "test")
+    on = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
+    assert entries(db_session, notice) == [("charge", 40000), ("reversal", -40000), ("payment", -32000)]
+    assert notice.status == "voided"
