@@ -28,9 +28,14 @@ def main() -> None:
     from server.cli import load_demo_and_describe
 
     app = create_app(config)
+    from models.demo import DemoRefused
+
     with app.app_context():
-        for line in load_demo_and_describe():
-            print(line)
+        try:
+            for line in load_demo_and_describe():
+                print(line)
+        except DemoRefused as exc:
+            print(f"no demo data: {exc}")
     # the payment gateway sandbox, as its own process with its own key (docs/gateway.md)
     from urllib.parse import urlsplit
 

@@ -660,12 +660,7 @@ def _issued(
     spoiled = device_ops.is_spoiled(session, notice_no)
     notice = None if spoiled else notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
     if notice is None:
-        outcome = Outcome(
-            protocol.CONFLICT,
-            notice_no,
-            problems=[{"code": "notice_no_taken", "field": "notice_no", "message": "this number was already used"}],
-        )
-        return outcome
+        return _number_taken(notice_no)
     if block is not None and block.device_id == ctx.device.id:
         device_ops.mark_numbers_used(session, {block.id: 1})
     version = notice.version
@@ -721,6 +716,30 @@ def _subject_missing(ctx: PushContext, notice_no: str) -> Outcome:
     return _rejected(notice_no, "unknown_notice", "notice_no", "the server does not know this notice")
 
 
+def _subject(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, *, for_update: bool = False
+) -> tuple[int, notice_ops.Notice] | Outcome:
+    """The notice an event is about, with the ``base_version`` the device knew; or the refusal to answer."""
+    base_version = event.get("base_version")
+    if not isinstance(base_version, int) or isinstance(base_version, bool):
+        return _rejected(notice_no, "validation_failed", "base_version", "required: the version the device last knew")
+    notice = notice_ops.find_notice(ctx.session, notice_no, for_update=for_update)
+    if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
+        return _subject_missing(ctx, notice_no)
+    if notice.device_id != ctx.device.id and _issue_refused(ctx, notice_no):
+        # this device's notice never existed: the number belongs to another device's notice, not to be touched
+        return _subject_rejected(notice_no)
+    return base_version, notice
+
+
+def _number_taken(notice_no: str) -> Outcome:
+    return Outcome(
+        protocol.CONFLICT,
+        notice_no,
+        problems=[{"code": "notice_no_taken", "field": "notice_no", "message": "this number was already used"}],
+    )
+
+
 def _voided(
     ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
 ) -> Outcome:
@@ -728,15 +747,10 @@ def _voided(
         loaded = NoticeVoidedData().load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
-    base_version = event.get("base_version")
-    if not isinstance(base_version, int) or isinstance(base_version, bool):
-        return _rejected(notice_no, "validation_failed", "base_version", "required: the version the device last knew")
-    notice = notice_ops.find_notice(ctx.session, notice_no, for_update=True)
-    if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
-        return _subject_missing(ctx, notice_no)
-    if notice.device_id != ctx.device.id and _issue_refused(ctx, notice_no):
-        # this device's notice never existed: the number belongs to another device's notice, not to be touched
-        return _subject_rejected(notice_no)
+    subject = _subject(ctx, event, notice_no, for_update=True)
+    if isinstance(subject, Outcome):
+        return subject
+    base_version, notice = subject
     flags = _common_flags(ctx, event, data, occurred_at)
     if notice.version != base_version:
         return Outcome(
@@ -777,11 +791,7 @@ def _spoiled(
         return _rejected(
             notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
         )
-    taken = Outcome(
-        protocol.CONFLICT,
-        notice_no,
-        problems=[{"code": "notice_no_taken", "field": "notice_no", "message": "this number was already used"}],
-    )
+    taken = _number_taken(notice_no)
     if notice_ops.find_notice(ctx.session, notice_no) is not None:
         return taken
     flags = _common_flags(ctx, event, data, occurred_at)
@@ -812,14 +822,10 @@ def _reprinted(
         loaded = NoticeReprintedData().load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
-    base_version = event.get("base_version")
-    if not isinstance(base_version, int) or isinstance(base_version, bool):
-        return _rejected(notice_no, "validation_failed", "base_version", "required: the version the device last knew")
-    notice = notice_ops.find_notice(ctx.session, notice_no)
-    if notice is None or notice.jurisdiction != ctx.device.jurisdiction:
-        return _subject_missing(ctx, notice_no)
-    if notice.device_id != ctx.device.id and _issue_refused(ctx, notice_no):
-        return _subject_rejected(notice_no)
+    subject = _subject(ctx, event, notice_no)
+    if isinstance(subject, Outcome):
+        return subject
+    _, notice = subject
     flags = _common_flags(ctx, event, data, occurred_at)
     actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
     notice_ops.record_reprint(ctx.session, notice, loaded["count"], occurred_at, actor)
