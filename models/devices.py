@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +22,7 @@ from models.base import Actor, Base
 from models.crypto import PiiCipher
 from models.errors import Conflict, Forbidden, NotFound, Unauthorized
 from models.feed import device_scope, record_change
+from models.server_state import bump_epoch
 from models.users import hash_password, verify_secret
 from sync.protocol import SEOUL, format_notice_no, parse_notice_no
 
@@ -295,10 +297,33 @@ def live_blocks(session: Session, device_id: str, now: datetime) -> list[NumberB
     )
 
 
+class Watermarks(Protocol):
+    """High-water marks of the number series kept outside the database (they survive its restore)."""
+
+    def get(self, jurisdiction: str, year2: str) -> int: ...
+
+    def raise_to(self, jurisdiction: str, year2: str, next_serial: int) -> None: ...
+
+
+AFTER_COMMIT = "after_commit"  # session.info key: callables the unit of work runs once the transaction committed
+
+
 def top_up_blocks(
-    session: Session, device: Device, now: datetime, *, block_size: int, min_live: int, expiry: timedelta
+    session: Session,
+    device: Device,
+    now: datetime,
+    *,
+    block_size: int,
+    min_live: int,
+    expiry: timedelta,
+    watermarks: Watermarks | None = None,
 ) -> list[NumberBlock]:
-    """Allocate blocks until the device holds ``min_live`` live ones; returns the new blocks (maybe none)."""
+    """Allocate blocks until the device holds ``min_live`` live ones; returns the new blocks (maybe none).
+
+    Numbers are never handed out twice, even after the database was restored from a backup: the series never goes
+    below its high-water mark in ``watermarks``. Finding the database behind that mark means it was restored, so the
+    sync epoch changes at once (every device pushes everything, then refetches its scope).
+    """
     missing = min_live - len(live_blocks(session, device.id, now))
     if missing <= 0:
         return []
@@ -314,6 +339,11 @@ def top_up_blocks(
         .with_for_update()
     )
     assert series is not None
+    if watermarks is not None:
+        mark = watermarks.get(device.jurisdiction, year2)
+        if mark > series.next_serial:
+            series.next_serial = mark
+            bump_epoch(session)
     blocks = []
     for _ in range(missing):
         first = series.next_serial
@@ -336,6 +366,9 @@ def top_up_blocks(
         session.add(block)
         blocks.append(block)
     session.flush()
+    if watermarks is not None:
+        jurisdiction, high = device.jurisdiction, series.next_serial
+        session.info.setdefault(AFTER_COMMIT, []).append(lambda: watermarks.raise_to(jurisdiction, year2, high))
     return blocks
 
 

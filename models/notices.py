@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -79,6 +80,9 @@ class Notice(Base):
     void_reason: Mapped[str | None] = mapped_column(String(20))
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    # duplicate detection looks notices up by plate and a time window (models.review.possible_duplicates)
+    __table_args__ = (Index("ix_notices_plate_observed_at", "vehicle_plate", "observed_at"),)
 
 
 class NoticeHistory(Base):

@@ -46,6 +46,9 @@ def create_app(
     from server import payments_web
 
     api.register_blueprint(payments_web.api)
+    from server.api import numbers
+
+    api.register_blueprint(numbers.blp)
     app.register_blueprint(payments_web.bp)
     from server import pages
 

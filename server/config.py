@@ -54,6 +54,8 @@ class Config:
     clock_skew_minutes: int = 5
     late_sync_hours: int = 72
     block_size: int = 500
+    # the allocator's high-water marks, outside the database (default var/number-watermarks.json)
+    number_watermark_file: Path | None = None
     block_expiry_days: int = 365
     min_live_blocks: int = 2
     retention_days: int = 30
@@ -88,7 +90,7 @@ class Config:
                     values[f.name] = raw.lower() in ("1", "true", "yes", "on")
                 elif isinstance(default, int):
                     values[f.name] = int(raw)
-                elif isinstance(default, Path):
+                elif isinstance(default, Path) or "Path" in str(f.type):
                     values[f.name] = Path(raw)
                 else:
                     values[f.name] = raw

@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import Clock, utcnow
 from models.crypto import PiiCipher
+from models.devices import AFTER_COMMIT
 from models.errors import DomainError
 from models.users import LockoutPolicy
+from server.adapters.watermarks import FileWatermarks
 from server.config import Config
 from sync.changes import PullSettings
 from sync.reconcile import SyncSettings
@@ -87,6 +89,7 @@ class Runtime:
             min_live_blocks=c.min_live_blocks,
             block_expiry=timedelta(days=c.block_expiry_days),
             device_settings=self.device_settings(),
+            watermarks=FileWatermarks(c.number_watermark_file or c.var_dir / "number-watermarks.json"),
         )
 
 
@@ -104,9 +107,13 @@ def unit_of_work() -> Iterator[Session]:
     try:
         yield session
         session.commit()
+        for callback in session.info.pop(AFTER_COMMIT, []):
+            callback()
     except DomainError as exc:
         if exc.extra.get("keep_changes"):
             session.commit()
+            for callback in session.info.pop(AFTER_COMMIT, []):
+                callback()
         else:
             session.rollback()
         raise

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
 from models.devices import ACTIVE, Device, NumberBlock, number_block_data
 from models.errors import Conflict, Forbidden, InvalidInput
-from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
+from models.feed import SCOPE_ALL, ChangeLog, device_scope, jurisdiction_scope
 from models.jurisdictions import Jurisdiction
-from models.server_state import get_state
+from models.server_state import bump_epoch, get_state
 
 
 class ResetRequired(Conflict):
@@ -77,6 +77,7 @@ class PullSettings:
     min_live_blocks: int
     block_expiry: timedelta
     device_settings: dict[str, Any]
+    watermarks: device_ops.Watermarks | None = None
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -98,6 +99,13 @@ def pull(
         cursor = Cursor.decode(cursor_text)
         if cursor.epoch != state.epoch:
             raise ResetRequired("the server's sync epoch changed; push what is unsynced, then pull from no cursor")
+        newest = session.scalar(select(func.max(ChangeLog.id))) or 0
+        if cursor.id > newest:
+            # a cursor from the future: this database was restored from a backup older than the cursor
+            bump_epoch(session)
+            raise ResetRequired(
+                "the database was restored: push what is unsynced, then pull from no cursor", keep_changes=True
+            )
         if cursor.id < state.feed_floor_id:
             raise ResetRequired(
                 "the cursor is older than the feed keeps; push what is unsynced, then pull from no cursor"
@@ -113,7 +121,14 @@ def pull(
         block_size=settings.block_size,
         min_live=settings.min_live_blocks,
         expiry=settings.block_expiry,
+        watermarks=settings.watermarks,
     )
+    if cursor_text is not None and state.epoch != cursor.epoch:
+        # the allocator found the database restored and started a new epoch: this cursor may point past changes
+        # the restored database never had. Keep the new epoch (and the blocks), refuse the page.
+        raise ResetRequired(
+            "the database was restored: push what is unsynced, then pull from no cursor", keep_changes=True
+        )
 
     changes: list[dict[str, Any]] = []
     device_settings = {**settings.device_settings, **_office_of(session, device)}

@@ -108,6 +108,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         body=lambda w: {"reason": "분실"},
     ),
     ("GET", "/api/v1/notices"): Route("clerk", bogus_query={"notice_no": ["\x00"], "plate": ["12가\x003456"]}),
+    ("GET", "/api/v1/numbers/report"): Route("clerk", bogus_query={"device": ["\x00", "a\x1fb"]}),
     ("GET", "/api/v1/notices/{notice_no}"): Route(
         "clerk",
         path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
