@@ -7,6 +7,10 @@ machine-readable line.
 - A4 PDF notices: ``render_pdf`` pages/s vs a reportlab page with one line of text per page
 - device issuance: ``pda_client.device.issue`` (number, amounts, QR, chain, one durable SQLite transaction) vs a bare
   durable SQLite insert of the same event text
+
+Then the sync path over HTTP (``bench/sync.py``, also ``python -m bench.sync``: push ingestion vs PostgreSQL COPY of
+the same rows, empty pulls), with its own table and machine-readable line, which ends the output; ``python -m bench
+--no-sync`` leaves it out.
 """
 
 from __future__ import annotations
@@ -156,6 +160,12 @@ def main() -> None:
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print(" ".join(f"{k}={v:.3f}" for k, v in results.items()))
+    if "--no-sync" not in sys.argv[1:]:
+        print("sync over HTTP (bench/sync.py) …", file=sys.stderr, flush=True)
+        from bench import sync as sync_bench
+
+        print()
+        sync_bench.main([])
 
 
 if __name__ == "__main__":

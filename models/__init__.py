@@ -8,11 +8,13 @@ Knows nothing of Flask or HTTP. Operations take a Session plus a typed command a
 from models import (  # noqa: F401  (register the tables)
     catalog,
     devices,
+    evidence,
     feed,
     jurisdictions,
     ledger,
     notices,
     payments,
+    review,
     server_state,
     sync_store,
     users,

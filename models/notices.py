@@ -31,11 +31,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import ledger
 from models.base import Actor, Base, Scope
-from models.catalog import ViolationCode
+from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher, mask_name
-from models.errors import InvalidTransition, NotFound
+from models.errors import InvalidInput, InvalidTransition, NotFound
 from models.feed import device_scope, record_change
-from sync.protocol import seoul_date
+from sync.protocol import reduced_amount, select_schedule, seoul_date
 
 ISSUED, UNDER_REVIEW, VOIDED, CANCELLED, PAID = "issued", "under_review", "voided", "cancelled", "paid"
 VOIDABLE = (ISSUED, UNDER_REVIEW)
@@ -336,3 +336,204 @@ def record_reprint(session: Session, notice: Notice, count: int, at: datetime, a
     """A reprint changes nothing of the notice; it is on the timeline (who, which device, when, how many)."""
     _history(session, notice, "reprinted", at, actor, {"count": count})
     session.flush()
+
+
+# --- review decisions (DESIGN.md §3 step 1): confirm, correct, cancel (직권취소) ---------------------------------
+
+
+def confirm_notice(session: Session, notice: Notice, reason: str, actor: Actor, now: datetime) -> Notice:
+    """A clerk confirms a flagged notice as issued: it leaves the review queue (a new version devices see)."""
+    if notice.status != UNDER_REVIEW:
+        raise InvalidTransition(f"a notice that is {notice.status} is not waiting in review", field="notice_no")
+    notice.status = ISSUED
+    notice.version += 1
+    notice.updated_at = now
+    _history(session, notice, "review_confirmed", now, actor, {"reason": reason, "flags": list(notice.flags)})
+    session.flush()
+    _status_changed(session, notice)
+    return notice
+
+
+def _has_payments(session: Session, receivable: ledger.Receivable | None) -> bool:
+    if receivable is None:
+        return False
+    found = session.scalar(
+        select(ledger.LedgerEntry.id)
+        .where(ledger.LedgerEntry.receivable_id == receivable.id, ledger.LedgerEntry.kind == "payment")
+        .limit(1)
+    )
+    return found is not None
+
+
+def cancel_notice(session: Session, notice: Notice, reason: str, actor: Actor, now: datetime) -> Notice:
+    """직권취소: a clerk cancels a notice with a reason; its receivable is reversed to zero.
+
+    Raises ``InvalidTransition`` unless the notice is issued or under review, and when anything was paid on it
+    (that needs a refund decision, not a cancellation).
+    """
+    if notice.status not in VOIDABLE:
+        raise InvalidTransition(f"a notice that is {notice.status} cannot be cancelled", field="notice_no")
+    receivable = receivable_of(session, notice.id)
+    if _has_payments(session, receivable):
+        raise InvalidTransition("something was paid on this notice: refund it instead", field="notice_no")
+    notice.status = CANCELLED
+    notice.version += 1
+    notice.updated_at = now
+    if receivable is not None:
+        ledger.cancel_receivable(
+            session, receivable, seoul_date(now), f"review:{notice.notice_no}", actor, f"직권취소: {reason}"[:200]
+        )
+    _history(session, notice, "cancelled", now, actor, {"reason": reason})
+    session.flush()
+    _status_changed(session, notice)
+    return notice
+
+
+@dataclass(frozen=True)
+class CorrectNotice:
+    """What a clerk corrects on a notice (``None``: unchanged), and why."""
+
+    reason: str
+    amount: int | None = None
+    plate: str | None = None
+    violation_code: str | None = None
+    place_address: str | None = None
+    # a device's own correction (notice.corrected) also carries these, and keeps the notice's review status
+    vehicle_type: str | None = None
+    zone: str | None = None
+    memo: str | None = None
+    qr: str | None = None
+    source: str | None = None
+    by_device: bool = False
+
+
+def correct_notice(session: Session, notice: Notice, cmd: CorrectNotice, actor: Actor, now: datetime) -> Notice:
+    """A clerk corrects a notice; it is (again) ``issued``. A changed amount posts a ``correction`` ledger entry
+    for the difference and recomputes the reduced amount from the schedule in force at ``observed_at``.
+
+    Raises ``InvalidTransition`` (not issued nor under review; an amount change on a notice with payments) and
+    ``InvalidInput`` (nothing changes; a code of another kind or revenue item; a plate on a person notice).
+    """
+    if notice.status not in VOIDABLE:
+        raise InvalidTransition(f"a notice that is {notice.status} cannot be corrected", field="notice_no")
+    receivable = receivable_of(session, notice.id)
+    changes: dict[str, list[Any]] = {}
+    if cmd.violation_code is not None and cmd.violation_code != notice.violation_code:
+        new_code = session.get(ViolationCode, cmd.violation_code)
+        old_code = session.get(ViolationCode, notice.violation_code)
+        if new_code is None or old_code is None or new_code.kind != notice.kind:
+            raise InvalidInput("no such violation code for this kind of notice", field="fields.violation_code")
+        if new_code.revenue_item != old_code.revenue_item:
+            raise InvalidInput(
+                "that code belongs to another revenue item: cancel and issue anew", field="fields.violation_code"
+            )
+        changes["violation_code"] = [notice.violation_code, cmd.violation_code]
+    if cmd.plate is not None and cmd.plate != notice.vehicle_plate:
+        if notice.kind != "parking":
+            raise InvalidInput("only a parking notice has a plate", field="fields.vehicle.plate")
+        changes["vehicle.plate"] = [notice.vehicle_plate, cmd.plate]
+    if cmd.place_address is not None and cmd.place_address != notice.place_address:
+        changes["place.address"] = [notice.place_address, cmd.place_address]
+    if cmd.vehicle_type is not None and cmd.vehicle_type != notice.vehicle_type:
+        if notice.kind != "parking":
+            raise InvalidInput("only a parking notice has a vehicle", field="fields.vehicle.type")
+        changes["vehicle.type"] = [notice.vehicle_type, cmd.vehicle_type]
+    if cmd.zone is not None and cmd.zone != notice.zone:
+        changes["place.zone"] = [notice.zone, cmd.zone]
+    if cmd.memo is not None and cmd.memo != notice.memo:
+        changes["memo"] = [notice.memo, cmd.memo]
+    if cmd.qr is not None and cmd.qr != notice.qr:
+        changes["qr"] = [notice.qr, cmd.qr]
+    new_amount = notice.amount if cmd.amount is None else cmd.amount
+    rate_changes = ("violation_code", "vehicle.type", "place.zone")
+    if new_amount != notice.amount or any(k in changes for k in rate_changes):
+        code = cmd.violation_code or notice.violation_code
+        vehicle_type = cmd.vehicle_type or notice.vehicle_type
+        zone = cmd.zone if cmd.zone is not None else notice.zone
+        rule = select_schedule(schedule_rules(session, code), code, vehicle_type, zone, seoul_date(notice.observed_at))
+        if rule is None:
+            raise InvalidInput("no fine schedule in force for that code on the day", field="fields.violation_code")
+        new_reduced = reduced_amount(new_amount, rule.reduction_rate, rule.rounding_unit)
+        if new_amount != notice.amount:
+            if _has_payments(session, receivable):
+                raise InvalidTransition("something was paid on this notice: its amount cannot change", field="amount")
+            changes["amount"] = [notice.amount, new_amount]
+        if new_reduced != notice.reduced_amount:
+            changes["reduced_amount"] = [notice.reduced_amount, new_reduced]
+    if not changes:
+        raise InvalidInput("nothing to correct: every field is as it was", field="fields")
+    if "violation_code" in changes:
+        notice.violation_code = changes["violation_code"][1]
+    if "vehicle.plate" in changes:
+        notice.vehicle_plate = changes["vehicle.plate"][1]
+    if "place.address" in changes:
+        notice.place_address = changes["place.address"][1]
+    if "vehicle.type" in changes:
+        notice.vehicle_type = changes["vehicle.type"][1]
+    if "place.zone" in changes:
+        notice.zone = changes["place.zone"][1]
+    if "memo" in changes:
+        notice.memo = changes["memo"][1]
+    if "qr" in changes:
+        notice.qr = changes["qr"][1]
+    if "amount" in changes and receivable is not None:
+        old, new = changes["amount"]
+        ledger.post(
+            session,
+            receivable,
+            ledger.Post(
+                ledger.PRINCIPAL,
+                "correction",
+                new - old,
+                seoul_date(now),
+                cmd.source or f"review:{notice.notice_no}",
+                cmd.reason[:200],
+            ),
+            actor,
+        )
+    if "amount" in changes:
+        notice.amount = changes["amount"][1]
+    if "reduced_amount" in changes:
+        notice.reduced_amount = changes["reduced_amount"][1]
+    if not cmd.by_device:
+        notice.status = ISSUED  # a clerk's correction settles the review; a device's leaves it to the clerk
+    notice.version += 1
+    notice.updated_at = now
+    _history(session, notice, "corrected", now, actor, {"reason": cmd.reason, "changes": changes})
+    session.flush()
+    _status_changed(session, notice)
+    return notice
+
+
+def note_possible_duplicate(session: Session, notice: Notice, others: list[Notice], actor: Actor, at: datetime) -> None:
+    """Record on both timelines which notice the new one may duplicate (nothing is merged or rejected)."""
+    for other in others:
+        _history(session, notice, "possible_duplicate", at, actor, {"of": other.notice_no})
+        _history(session, other, "possible_duplicate", at, actor, {"by": notice.notice_no})
+    session.flush()
+
+
+def note(session: Session, notice: Notice, what: str, at: datetime, actor: Actor, detail: dict[str, Any]) -> None:
+    """A timeline entry that changes nothing of the notice (e.g. a clerk force-processed the event behind it)."""
+    _history(session, notice, what, at, actor, detail)
+    session.flush()
+
+
+def photos_complete(session: Session, notice: Notice, at: datetime, actor: Actor) -> bool:
+    """The last missing evidence photo of ``notice`` arrived: remove its ``photos_missing`` flag and put
+    ``photos_complete`` on its timeline. Status and version stay (a clerk's review decides; see ``models.evidence``).
+    Returns whether the flag was there."""
+    if "photos_missing" not in notice.flags:
+        return False
+    notice.flags = [flag for flag in notice.flags if flag != "photos_missing"]
+    _history(session, notice, "photos_complete", at, actor)
+    session.flush()
+    return True
+
+
+def was_corrected(session: Session, notice_id: int) -> bool:
+    """Whether a notice was ever corrected (its earlier printed amounts were then authentic)."""
+    found = session.scalar(
+        select(NoticeHistory.id).where(NoticeHistory.notice_id == notice_id, NoticeHistory.what == "corrected").limit(1)
+    )
+    return found is not None

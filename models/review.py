@@ -21,10 +21,11 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base, Scope
+from models import notices as notice_ops
+from models.base import Actor, Base, Scope
 from models.catalog import ViolationCode
 from models.devices import Device
-from models.errors import Conflict
+from models.errors import Conflict, DomainError, NotFound
 from models.notices import CANCELLED, UNDER_REVIEW, VOIDED, Notice
 from models.sync_store import SyncEvent
 
@@ -38,6 +39,12 @@ class StaleVersion(Conflict):
     code = "precondition_failed"
 
 
+class PreconditionRequired(DomainError):
+    """A change to a notice must name the version it was decided on (``If-Match``)."""
+
+    code = "precondition_required"
+
+
 class HeldDecision(Base):
     """A clerk's force-processing of a held event: the action, the reason, who and when (the event's own row then
     carries its final status and result)."""
@@ -45,7 +52,9 @@ class HeldDecision(Base):
     __tablename__ = "held_decisions"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    sync_event_id: Mapped[int] = mapped_column(ForeignKey("sync_events.id"), unique=True)
+    # the decided ``sync_events.id``: no foreign key, so that sync_events keeps refusing TRUNCATE with its own trigger
+    # (a referencing key would refuse it first, less clearly); its rows are never deleted anyway
+    sync_event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     action: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text)
     decided_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -60,18 +69,51 @@ def list_review(session: Session, scope: Scope, flag: str | None, limit: int, af
     """Notices waiting in review in the caller's scope, newest id first, keyset-paginated by ``after`` (an id)."""
     stmt = scope.apply(select(Notice).where(Notice.status == UNDER_REVIEW), Notice.jurisdiction)
     if flag:
-        stmt = stmt.where(Notice.flags.any(flag))
+        stmt = stmt.where(Notice.flags.contains([flag]))
     if after is not None:
         stmt = stmt.where(Notice.id < after)
     return list(session.scalars(stmt.order_by(Notice.id.desc()).limit(limit)))
 
 
-def check_version(notice: Notice, expected: int) -> None:
-    """Raise ``StaleVersion`` unless the notice is still at the version the caller saw."""
+def check_version(notice: Notice, expected: int | None) -> None:
+    """Raise ``PreconditionRequired`` when no version is given, ``StaleVersion`` unless the notice is still at the
+    version the caller saw."""
+    if expected is None:
+        raise PreconditionRequired("send If-Match with the notice's version (its ETag)", field="If-Match")
     if notice.version != expected:
         raise StaleVersion(
             f"the notice is at version {notice.version}, not {expected}: read it again", field="If-Match"
         )
+
+
+CONFIRM, CANCEL, CORRECT = "confirm", "cancel", "correct"
+
+
+@dataclass(frozen=True)
+class Decide:
+    """A clerk's decision on a notice: ``confirm``, ``cancel`` (직권취소) or ``correct`` (with ``correction``),
+    taken on the version the clerk saw (``None``: not said)."""
+
+    notice_no: str
+    action: str
+    reason: str
+    expected_version: int | None
+    correction: notice_ops.CorrectNotice | None = None
+
+
+def decide(session: Session, scope: Scope, cmd: Decide, actor: Actor, now: datetime) -> Notice:
+    """Apply a review decision to the notice, locked; in this order of refusal: ``NotFound`` (unknown or outside the
+    scope), ``PreconditionRequired``, ``StaleVersion``, then the operation's own (``InvalidTransition`` …)."""
+    notice = notice_ops.find_notice(session, cmd.notice_no, for_update=True)
+    if notice is None or not scope.allows(notice.jurisdiction):
+        raise NotFound("no such notice", field="notice_no")
+    check_version(notice, cmd.expected_version)
+    if cmd.action == CONFIRM:
+        return notice_ops.confirm_notice(session, notice, cmd.reason, actor, now)
+    if cmd.action == CANCEL:
+        return notice_ops.cancel_notice(session, notice, cmd.reason, actor, now)
+    assert cmd.action == CORRECT and cmd.correction is not None
+    return notice_ops.correct_notice(session, notice, cmd.correction, actor, now)
 
 
 # --- possible duplicates --------------------------------------------------------------------------------------------
@@ -217,15 +259,17 @@ def list_held(session: Session, scope: Scope, limit: int, after: int | None) -> 
             )
         )
     return [
-        HeldItem(event, device, _gaps(known[(device.id, event.generation)], spans[(device.id, event.generation)][0], event.seq))
+        HeldItem(
+            event,
+            device,
+            _gaps(known[(device.id, event.generation)], spans[(device.id, event.generation)][0], event.seq),
+        )
         for event, device in rows
     ]
 
 
 def held_event(session: Session, scope: Scope, event_id: str) -> SyncEvent:
     """A stored event of a device in the caller's scope (held or not); else ``NotFound`` (no oracle)."""
-    from models.errors import NotFound
-
     row = session.scalar(select(SyncEvent).where(SyncEvent.event_id == event_id))
     if row is None:
         raise NotFound("no such held event", field="event_id")

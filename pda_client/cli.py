@@ -5,6 +5,7 @@ pda --home DIR login --officer LOGIN [--password-stdin]
 pda --home DIR issue --code P01 --plate 12가3456 --place "…" [--print escpos|pdf|png --out FILE]
 pda --home DIR void|spoil NOTICE_NO --reason CODE · reprint NOTICE_NO --print … --out …
 pda --home DIR sync · status · hotlist PLATE
+pda simulate --server URL --devices N --events M [--offline-rate P] [--faults SPEC] [--seed S]  (fleet fault test)
 """
 
 from __future__ import annotations
@@ -202,6 +203,27 @@ def void(ctx: click.Context, notice_no: str, reason: str, memo: str | None) -> N
 
 @main.command()
 @click.argument("notice_no")
+@click.option("--reason", required=True, help="why (kept with the notice)")
+@click.option("--plate")
+@click.option("--vehicle-type", type=click.Choice(["car", "van"]))
+@click.option("--code", help="the right violation code (the amounts are recomputed)")
+@click.option("--place")
+@click.option("--zone")
+@click.option("--memo")
+@click.option("--print", "fmt", type=click.Choice(["escpos", "pdf", "png"]))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def correct(ctx: click.Context, notice_no: str, fmt: str | None, out: Path | None, **fields: Any) -> None:
+    """Correct a notice issued on this device (its number never changes); print it again with --print."""
+    with _store(ctx) as store:
+        event = dev.correct(store, dev.CorrectCommand(notice_no=notice_no, **fields))
+        changed = ", ".join(k for k in event["data"] if k not in ("prev_hash", "reason"))
+        click.echo(f"정정 기록: {notice_no} ({changed}) — 다음 동기화 때 전송됩니다")
+        _print(store, notice_no, fmt, out)
+
+
+@main.command()
+@click.argument("notice_no")
 @click.option("--reason", required=True, help="printer_jam, misprint, other")
 @click.pass_context
 def spoil(ctx: click.Context, notice_no: str, reason: str) -> None:
@@ -233,7 +255,7 @@ def sync_cmd(ctx: click.Context) -> None:
         bars: dict[str, Any] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
-            label = {"push": "전송", "pull": "수신"}[phase]
+            label = {"upload": "사진", "push": "전송", "pull": "수신"}[phase]
             bar = bars.get(phase)
             if bar is None:
                 bar = bars[phase] = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
@@ -314,3 +336,73 @@ def hotlist(ctx: click.Context, plate: str) -> None:
         else:
             click.echo(f"{plate}: 체납 차량 — {entry.get('reason', '')} {entry.get('amount_due', 0):,}원")
             sys.exit(1)
+
+
+@main.command()
+@click.option("--server", help="server base URL, e.g. http://127.0.0.1:5000 (not needed with --verify-only)")
+@click.option("--devices", type=click.IntRange(min=1), default=20, show_default=True, help="devices in the fleet")
+@click.option("--events", type=click.IntRange(min=0), default=200, show_default=True, help="events across the fleet")
+@click.option("--offline-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="share of syncs skipped (the device is out of coverage)")  # fmt: skip
+@click.option("--faults", default="", help="comma list of cut_before, lost_ack, duplicate, reorder, kill_server, "
+              "or all")  # fmt: skip
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="share of pushes and pulls that get one of the faults")  # fmt: skip
+@click.option("--kills", type=click.IntRange(min=0), default=2, show_default=True, help="kill_server: how many times")
+@click.option("--seed", type=int, default=None, help="replays the same run (default: a random seed, printed)")
+@click.option("--database-url", envvar="DATABASE_URL", help="the server's database, read by the invariant report "
+              "[env DATABASE_URL]")  # fmt: skip
+@click.option("--server-cmd", help="shell command that starts the server at --server; the simulator runs it in its "
+              "own process group, SIGKILLs that group for kill_server and runs it again")  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="devices syncing at once")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="where the device homes and fleet.json go (default: a new temporary directory)")  # fmt: skip
+@click.option("--verify-only", is_flag=True, help="only check the invariants again for the fleet in --workdir")
+@click.option("--admin-login", default="admin", show_default=True)
+@click.option("--password", envvar="JINGSU_DEMO_PASSWORD", default="jingsu-demo",
+              help="password of the admin and the demo officers [env JINGSU_DEMO_PASSWORD]")  # fmt: skip
+def simulate(server: str | None, devices: int, events: int, offline_rate: float, faults: str, fault_rate: float,
+             kills: int, seed: int | None, database_url: str | None, server_cmd: str | None, concurrency: int,
+             workdir: Path | None, verify_only: bool, admin_login: str, password: str) -> None:  # fmt: skip
+    """A fleet of simulated devices under injected faults; prints throughput and an invariant report read from
+    the server's database, ending with `devices=.. events=.. lost=0 duplicated=0 unaccounted_numbers=0
+    money_mismatch_won=0`; exits 1 when an invariant fails."""
+    import random
+
+    from pda_client import simulate as sim
+
+    def progress(text: str) -> None:
+        click.echo(text, err=True)
+
+    if not database_url:
+        raise click.UsageError("the invariant report reads the server's database: give --database-url or DATABASE_URL")
+    try:
+        if verify_only:
+            if workdir is None:
+                raise click.UsageError("--verify-only needs --workdir")
+            report = sim.check_invariants(sim.load_manifest(workdir), database_url)
+            click.echo(sim.render(None, report))
+            sys.exit(0 if report.ok else 1)
+        if not server:
+            raise click.UsageError("--server is required (unless --verify-only)")
+        options = sim.SimOptions(
+            server=server.rstrip("/"), devices=devices, events=events, offline_rate=offline_rate,
+            faults=sim.parse_faults(faults), fault_rate=fault_rate, kills=kills,
+            seed=seed if seed is not None else random.SystemRandom().randrange(2**31), concurrency=concurrency,
+            workdir=workdir, admin_login=admin_login, password=password,
+        )  # fmt: skip
+        control = sim.CommandServer(server_cmd, options.server) if server_cmd else None
+        if control is not None:
+            progress(f"starting the server: {server_cmd}")
+            control.start()
+        try:
+            result = sim.simulate(options, database_url=database_url, control=control, echo=progress)
+        finally:
+            if control is not None:
+                control.stop()
+    except sim.SimulationError as exc:
+        click.echo(f"오류: {exc}", err=True)
+        sys.exit(2)
+    assert result.report is not None
+    click.echo(sim.render(result, result.report))
+    sys.exit(0 if result.ok else 1)

@@ -347,6 +347,88 @@ def void(
     return event
 
 
+@dataclass(frozen=True)
+class CorrectCommand:
+    """What to change on a notice issued here; ``None`` leaves a field as it is."""
+
+    notice_no: str
+    reason: str
+    plate: str | None = None
+    vehicle_type: str | None = None
+    code: str | None = None
+    place: str | None = None
+    zone: str | None = None
+    memo: str | None = None
+
+
+def correct(store: Store, cmd: CorrectCommand, clock: Clock = system_clock) -> dict[str, Any]:
+    """Correct a notice issued here (``notice.corrected``, PROTOCOL.md §2): the changed fields, and when the
+    violation or vehicle type changes, the amounts recomputed from the schedule in force when it was observed, with
+    a newly signed QR. The notice's number never changes. Reprint it afterwards for the citizen."""
+    enrolled = enrollment(store)
+    signed_in_officer(store)
+    notice = local_notice(store, cmd.notice_no)
+    if notice.status not in ("issued", "under_review"):
+        raise CannotIssue(f"notice {cmd.notice_no} is {notice.status}; it cannot be corrected")
+    if not cmd.reason.strip():
+        raise CannotIssue("a correction needs --reason")
+    old = notice.data
+    changes: dict[str, Any] = {}
+    vehicle = dict(old.get("vehicle") or {})
+    if notice.kind == "parking" and (cmd.plate or cmd.vehicle_type):
+        if cmd.vehicle_type and cmd.vehicle_type not in protocol.VEHICLE_TYPES:
+            raise CannotIssue(f"--vehicle-type must be one of {', '.join(protocol.VEHICLE_TYPES)}")
+        vehicle.update({k: v for k, v in (("plate", cmd.plate), ("type", cmd.vehicle_type)) if v})
+        changes["vehicle"] = vehicle
+    if cmd.place or cmd.zone:
+        place = dict(old["place"])
+        if cmd.place:
+            place["address"] = cmd.place
+        if cmd.zone:
+            place["zone"] = cmd.zone
+        changes["place"] = place
+    if cmd.memo:
+        changes["memo"] = cmd.memo
+    code = cmd.code or old["violation_code"]
+    if cmd.code:
+        found = store.reference_one("violation_code", cmd.code)
+        if found is None or found["kind"] != notice.kind:
+            raise CannotIssue(f"unknown violation code {cmd.code} for a {notice.kind} notice")
+        changes["violation_code"] = cmd.code
+    if cmd.code or cmd.vehicle_type or cmd.zone:
+        observed_at = datetime.fromisoformat(old["observed_at"])
+        zone = (changes.get("place") or old["place"]).get("zone")
+        row = protocol.select_schedule(
+            _schedule(store), code, vehicle.get("type"), zone, protocol.seoul_date(observed_at)
+        )
+        if row is None:
+            raise CannotIssue(f"no fine schedule for {code} on {protocol.seoul_date(observed_at)}")
+        amounts = protocol.compute_amounts(row, observed_at)
+        if (amounts.amount, amounts.reduced_amount) != (old["amount"], old["reduced_amount"]):
+            changes.update(
+                schedule_key=amounts.schedule_key,
+                amount=amounts.amount,
+                reduced_amount=amounts.reduced_amount,
+                opinion_deadline=amounts.opinion_deadline.isoformat(),
+                qr=protocol.qr_url(
+                    pay_base_url(store), enrolled.qr_key, cmd.notice_no, amounts.amount, amounts.reduced_amount,
+                    amounts.opinion_deadline,
+                ),
+            )  # fmt: skip
+    if not changes:
+        raise CannotIssue("nothing to correct: give at least one of --plate, --vehicle-type, --code, --place, --zone")
+    now = clock()
+    with store.transaction():
+        event = _append_event(
+            store, protocol.NOTICE_CORRECTED, cmd.notice_no, {**changes, "reason": cmd.reason}, notice.version, now
+        )
+        store.conn.execute(
+            "UPDATE notices SET data = ? WHERE notice_no = ?",
+            (json.dumps({**old, **changes}, ensure_ascii=False), cmd.notice_no),
+        )
+    return event
+
+
 def spoil(store: Store, notice_no: str, reason: str, clock: Clock = system_clock) -> dict[str, Any]:
     """Account for a number that will never be issued (printer jam, misprint)."""
     if reason not in protocol.SPOIL_REASONS:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pda_client import evidence
 from pda_client.device import Clock, enrollment, system_clock
 from pda_client.errors import ResetRequired
 from pda_client.store import OutboxEvent, Store
@@ -129,7 +130,10 @@ class SyncEngine:
     def _apply_result(self, event: OutboxEvent, result: dict[str, Any]) -> None:
         if result["status"] not in (protocol.ACCEPTED, protocol.DUPLICATE) or not event.notice_no:
             return
-        if event.type in (protocol.NOTICE_ISSUED, protocol.NOTICE_VOIDED) and result.get("version") is not None:
+        if (
+            event.type in (protocol.NOTICE_ISSUED, protocol.NOTICE_VOIDED, protocol.NOTICE_CORRECTED)
+            and result.get("version") is not None
+        ):
             self.store.conn.execute(
                 "UPDATE notices SET version = max(version, ?) WHERE notice_no = ?", (result["version"], event.notice_no)
             )
@@ -206,11 +210,21 @@ class SyncEngine:
         """Push all, then pull all; then forget acknowledged events older than ``retention_days``."""
         enrollment(self.store)
         report = SyncReport()
+        # evidence photos first, so that notices arrive without photos_missing (PROTOCOL.md §4)
+        for photo in evidence.upload_photos(self.store, self.transport, self.progress, self.fault):
+            report.problems.append((self._issue_seq(photo.notice_no), photo.notice_no, "photo_not_sent",
+                                    f"{photo.reason} {photo.sha256[:12]}"))  # fmt: skip
         self.push_all(report)
         self.pull_all(report)
         self.store.put("last_sync_at", self.clock().isoformat())
         self._forget_old_events()
         return report
+
+    def _issue_seq(self, notice_no: str) -> int:
+        row = self.store.conn.execute(
+            "SELECT seq FROM outbox WHERE notice_no = ? AND type = ?", (notice_no, protocol.NOTICE_ISSUED)
+        ).fetchone()
+        return int(row["seq"]) if row else 0
 
     def _forget_old_events(self) -> None:
         settings = self.store.reference_one("device_settings", "settings") or {}

@@ -39,10 +39,14 @@ def create_app(
     app.extensions["jingsu"] = Runtime.build(config, bind=bind, clock=clock)
 
     api = Api(app)
-    from server.api import backoffice, sync_api
+    from server.api import attachments, backoffice, sync_api
 
     api.register_blueprint(backoffice.blp)
     api.register_blueprint(sync_api.blp)
+    from server.api import review
+
+    api.register_blueprint(review.blp)
+    api.register_blueprint(attachments.blp)
     from server import payments_web
 
     api.register_blueprint(payments_web.api)

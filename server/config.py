@@ -63,6 +63,9 @@ class Config:
     printer_width_mm: int = 80
     pull_default_limit: int = 500
     pull_max_limit: int = 1000
+    # evidence photos (PROTOCOL.md §4): files under evidence_dir (default <var_dir>/evidence), at most this size
+    evidence_dir: Path = ROOT / "var" / "evidence"
+    max_attachment_bytes: int = 5 * 1024 * 1024
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,6 +100,8 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
         config = cls(**values)
+        if "evidence_dir" not in values:
+            config = replace(config, evidence_dir=config.var_dir / "evidence")
         if not config.database_url:
             url_file = config.var_dir / "database_url"
             if url_file.exists():

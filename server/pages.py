@@ -63,6 +63,7 @@ class PageView:
     paid: bool
     status: str | None
     ended: bool = False
+    corrected: bool = False  # the printed slip shows amounts since corrected: the page shows the notice as it is now
     signed: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -136,11 +137,13 @@ def verified_view(session: Session, notice_no: str, source: Any) -> PageView | R
             status=None,
             signed={"a": a or "", "r": r or "", "d": d or "", "s": s or ""},
         )
-    if (notice.amount, notice.reduced_amount, notice.opinion_deadline) != (
+    corrected = (notice.amount, notice.reduced_amount, notice.opinion_deadline) != (
         payload.amount,
         payload.reduced_amount,
         payload.deadline,
-    ):
+    )
+    if corrected and not notice_ops.was_corrected(session, notice.id):
+        # a valid signature over amounts the server never had for this number: a misprint or a forged print
         return error_page(403)
     receivable = notice_ops.receivable_of(session, notice.id)
     balance = ledger.balance(session, receivable.id) if receivable else 0
@@ -168,6 +171,7 @@ def verified_view(session: Session, notice_no: str, source: Any) -> PageView | R
         status=notice.status,
         ended=ended,
         signed={"a": a or "", "r": r or "", "d": d or "", "s": s or ""},
+        corrected=corrected,
     )
 
 

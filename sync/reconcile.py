@@ -27,17 +27,20 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
+from models import evidence
 from models import notices as notice_ops
 from models import payments as payment_ops
-from models.base import Actor
+from models import review as review_ops
+from models.base import Actor, Scope
 from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher
 from models.devices import Device
-from models.errors import Forbidden, InvalidInput
+from models.errors import Forbidden, InvalidInput, InvalidTransition
 from models.sync_store import SyncEvent
 from models.users import User
 from sync import protocol
 from sync.schemas import (
+    NoticeCorrectedData,
     NoticeIssuedData,
     NoticeReprintedData,
     NoticeVoidedData,
@@ -285,6 +288,12 @@ class PushContext:
     refused_issues: set[str] = field(default_factory=set)  # notice numbers whose issue this batch refused
     officers: dict[int, bool] = field(default_factory=dict)  # officer id → an officer of the device's jurisdiction
     _qr_keys: list[str] | None = None
+    forcing: bool = False  # a clerk force-processes a held event (``force_process``)
+    link_generation: int | None = None  # the chain the event belongs to, when not the device's current one
+
+    @property
+    def generation(self) -> int:
+        return self.device.generation if self.link_generation is None else self.link_generation
 
     def qr_keys(self) -> list[str]:
         if self._qr_keys is None:
@@ -339,6 +348,8 @@ def push(
             )
         )
     }
+    # held events a clerk force-processed: final, but above acked_seq while the gap before them is open
+    forced = forced_links(session, device)
     pending: dict[int, _Pending] = {}
     resent: list[tuple[int, SyncEvent]] = []  # re-sent events whose stored fate is read after the drain
     new_rows: list[dict[str, Any]] = []
@@ -370,7 +381,7 @@ def push(
             continue
         seen_in_batch[event_id] = (content_hash, index)
         seq = event["seq"]
-        if seq <= device.acked_seq or seq in pending or seq in held_rows:
+        if seq <= device.acked_seq or seq in pending or seq in held_rows or seq in forced:
             outcome = _rejected(
                 _notice_no_of(event), "seq_reused", "seq", f"seq {seq} already belongs to another event"
             )
@@ -387,7 +398,12 @@ def push(
     released: list[dict[str, Any]] = []
     acked = device.acked_seq
     applied_rows: dict[str, SyncEvent] = {}
-    while acked + 1 in pending:
+    while acked + 1 in pending or acked + 1 in forced:
+        if acked + 1 in forced:
+            # already final (force-processed): never applied again; the chain goes on from its hash
+            acked += 1
+            ctx.chain[acked] = forced[acked]
+            continue
         item = pending.pop(acked + 1)
         outcome = _apply(ctx, item.event, item.content_hash)
         if item.event["type"] == protocol.NOTICE_ISSUED and outcome.status in (protocol.REJECTED, protocol.CONFLICT):
@@ -517,7 +533,7 @@ def _previous_link_hash(ctx: PushContext, seq: int) -> str | None:
     found = ctx.session.scalar(
         select(SyncEvent.content_hash).where(
             SyncEvent.device_id == ctx.device.id,
-            SyncEvent.generation == ctx.device.generation,
+            SyncEvent.generation == ctx.generation,
             SyncEvent.seq == seq - 1,
             SyncEvent.is_link.is_(True),
         )
@@ -529,7 +545,9 @@ def _previous_link_hash(ctx: PushContext, seq: int) -> str | None:
 
 def _common_flags(ctx: PushContext, event: dict[str, Any], data: dict[str, Any], occurred_at: datetime) -> list[str]:
     flags = []
-    if data.get("prev_hash") != _previous_link_hash(ctx, event["seq"]):
+    previous = _previous_link_hash(ctx, event["seq"])
+    # a force-processed event's predecessor may still be missing: its link cannot be checked, which is not a break
+    if data.get("prev_hash") != previous and not (ctx.forcing and previous is None):
         flags.append("chain_broken")
     device_time = ctx.batch.device_time
     if ctx.batch_skew or (device_time is not None and occurred_at > device_time):
@@ -624,6 +642,12 @@ def _issued(
         }
     if not _qr_matches(ctx, notice_no, loaded):
         flags.append("qr_mismatch")
+    missing_photos = evidence.missing_photos(session, loaded["photos"])  # PROTOCOL.md §4
+    if missing_photos:
+        flags.append("photos_missing")
+    duplicates = _possible_duplicates(ctx, notice_no, loaded, observed_at)
+    if duplicates:
+        flags.append("possible_duplicate")
 
     offender = None
     if "offender" in loaded:
@@ -661,12 +685,35 @@ def _issued(
     notice = None if spoiled else notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
     if notice is None:
         return _number_taken(notice_no)
+    evidence.await_photos(session, notice.id, missing_photos)
+    if duplicates:
+        notice_ops.note_possible_duplicate(session, notice, duplicates, actor, ctx.now)
     if block is not None and block.device_id == ctx.device.id:
         device_ops.mark_numbers_used(session, {block.id: 1})
     version = notice.version
     # paid before the device synced: the suspense payment is matched now (DESIGN.md §4)
     payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
     return Outcome(protocol.ACCEPTED, notice_no, version=version, flags=list(notice.flags))
+
+
+def _possible_duplicates(
+    ctx: PushContext, notice_no: str, loaded: dict[str, Any], observed_at: datetime
+) -> list[notice_ops.Notice]:
+    """Parking notices this one may duplicate (same plate and code, near in time and place; any device)."""
+    if "vehicle" not in loaded:
+        return []
+    place = loaded["place"]
+    probe = review_ops.DuplicateProbe(
+        notice_no=notice_no,
+        jurisdiction=ctx.device.jurisdiction,
+        plate=loaded["vehicle"]["plate"],
+        violation_code=loaded["violation_code"],
+        observed_at=observed_at,
+        place_address=place["address"],
+        lat=place.get("lat"),
+        lon=place.get("lon"),
+    )
+    return review_ops.possible_duplicates(ctx.session, probe)
 
 
 def _qr_matches(ctx: PushContext, notice_no: str, loaded: dict[str, Any]) -> bool:
@@ -776,6 +823,70 @@ def _voided(
     return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
 
 
+def _corrected(
+    ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
+) -> Outcome:
+    """``notice.corrected``: the officer's own correction of a notice not yet decided (its number never changes).
+
+    A stale ``base_version`` is a conflict carrying the server's copy; the amounts are recomputed from the schedule
+    in force when the violation was observed (a difference is accepted and flagged ``amount_mismatch``)."""
+    try:
+        loaded = NoticeCorrectedData().load(data)
+    except ValidationError as exc:
+        return _invalid_data(notice_no, exc.messages)
+    changed = [key for key in loaded if key not in ("prev_hash", "reason")]
+    if not changed:
+        return _rejected(notice_no, "validation_failed", "data", "a correction must change at least one field")
+    subject = _subject(ctx, event, notice_no, for_update=True)
+    if isinstance(subject, Outcome):
+        return subject
+    base_version, notice = subject
+    flags = _common_flags(ctx, event, data, occurred_at)
+    if notice.version != base_version:
+        return Outcome(
+            protocol.CONFLICT,
+            notice_no,
+            version=notice.version,
+            problems=[{"code": "stale_base_version", "field": "base_version", "message": "the notice changed since"}],
+            current=notice_ops.notice_status_data(notice),
+        )
+    vehicle = loaded.get("vehicle") or {}
+    place = loaded.get("place") or {}
+    cmd = notice_ops.CorrectNotice(
+        reason=loaded["reason"],
+        amount=loaded.get("amount"),
+        plate=vehicle.get("plate"),
+        vehicle_type=vehicle.get("type"),
+        violation_code=loaded.get("violation_code"),
+        place_address=place.get("address"),
+        zone=place.get("zone"),
+        memo=loaded.get("memo"),
+        qr=loaded.get("qr"),
+        source=f"event:{event['event_id']}",
+        by_device=True,
+    )
+    actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
+    try:
+        notice_ops.correct_notice(ctx.session, notice, cmd, actor, ctx.now)
+    except InvalidTransition as exc:
+        return _rejected(notice_no, "invalid_transition", "type", exc.detail)
+    except InvalidInput as exc:
+        return _rejected(notice_no, "validation_failed", f"data.{(exc.field or 'fields').removeprefix('fields.')}",
+                         exc.detail)  # fmt: skip
+    if "reduced_amount" in loaded and loaded["reduced_amount"] != notice.reduced_amount:
+        flags.append("amount_mismatch")
+    if "qr" in loaded:
+        printed = {
+            "qr": loaded["qr"],
+            "amount": notice.amount,
+            "reduced_amount": loaded.get("reduced_amount", notice.reduced_amount),
+            "opinion_deadline": loaded.get("opinion_deadline", notice.opinion_deadline),
+        }
+        if not _qr_matches(ctx, notice_no, printed):
+            flags.append("qr_mismatch")
+    return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
+
+
 def _spoiled(
     ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
 ) -> Outcome:
@@ -835,6 +946,104 @@ def _reprinted(
 _HANDLERS: dict[str, Callable[[PushContext, dict[str, Any], str, datetime, dict[str, Any]], Outcome]] = {
     protocol.NOTICE_ISSUED: _issued,
     protocol.NOTICE_VOIDED: _voided,
+    protocol.NOTICE_CORRECTED: _corrected,
     protocol.NUMBER_SPOILED: _spoiled,
     protocol.NOTICE_REPRINTED: _reprinted,
 }
+
+
+# --- the hold queue: force-processing by a clerk (DESIGN.md §6) -----------------------------------------------------
+
+
+def forced_links(session: Session, device: Device) -> dict[int, str]:
+    """``seq`` → content hash of the device's links above its ``acked_seq`` that are already final: held events a
+    clerk force-processed while the gap before them is still open."""
+    rows = session.execute(
+        select(SyncEvent.seq, SyncEvent.content_hash).where(
+            SyncEvent.device_id == device.id,
+            SyncEvent.generation == device.generation,
+            SyncEvent.is_link.is_(True),
+            SyncEvent.seq > device.acked_seq,
+            SyncEvent.status != protocol.HELD,
+        )
+    ).all()
+    return {seq: content_hash for seq, content_hash in rows}
+
+
+@dataclass(frozen=True)
+class ForceProcess:
+    """A clerk's decision on a held event: ``apply`` it now despite the gap, or ``reject`` it, with a reason."""
+
+    event_id: str
+    action: str
+    reason: str
+    actor: Actor  # a staff user
+
+
+def force_process(
+    session: Session,
+    scope: Scope,
+    cmd: ForceProcess,
+    *,
+    now: datetime,
+    cipher: PiiCipher,
+    settings: SyncSettings,
+    pay_base_url: str,
+) -> dict[str, Any]:
+    """Decide a held event now. ``apply`` applies it as a push would (its fate may still be ``rejected`` or
+    ``conflict``); ``reject`` makes it ``rejected`` with problem ``force_rejected`` and the reason. Either way its
+    fate is final from here on: a re-sent copy answers it (``duplicate`` when applied), and when the missing events
+    arrive, the push that fills the gap steps over it (``acked_seq`` covers it then) instead of applying it again.
+
+    Raises ``NotFound`` (unknown, or a device outside ``scope``) and ``InvalidTransition`` (not held any more).
+    """
+    found = review_ops.held_event(session, scope, cmd.event_id)
+    # the device first, as a push locks it: a decision and a push of the same device go one after the other
+    device = device_ops.get_device(session, found.device_id, for_update=True)
+    row = session.scalar(
+        select(SyncEvent).where(SyncEvent.id == found.id).with_for_update().execution_options(populate_existing=True)
+    )
+    assert row is not None
+    if row.status != protocol.HELD:
+        raise InvalidTransition(f"this event is {row.status}, not held: its fate is final", field="event_id")
+    if cmd.action == review_ops.FORCE_APPLY:
+        event = unseal_event(row.payload, cipher)
+        batch = Batch(batch_id=row.batch_id, device_time=None, events=[event])
+        ctx = PushContext(
+            session,
+            device,
+            batch,
+            now,
+            cipher,
+            settings,
+            pay_base_url,
+            False,
+            row.officer_id,
+            forcing=True,
+            link_generation=row.generation,
+        )
+        outcome = _apply(ctx, event, row.content_hash)
+    else:
+        outcome = _rejected(storable(row.notice_no), "force_rejected", "event_id", cmd.reason)
+    row.status = outcome.status
+    row.result = storable(outcome.as_result())
+    row.decided_at = now
+    assert cmd.actor.user_id is not None
+    review_ops.record_decision(session, row, cmd.action, cmd.reason, cmd.actor.user_id, now, outcome.status)
+    if outcome.status == protocol.ACCEPTED and outcome.notice_no:
+        notice = notice_ops.find_notice(session, outcome.notice_no)
+        if notice is not None:
+            detail = {"event_id": row.event_id, "seq": row.seq, "type": row.type, "reason": cmd.reason}
+            notice_ops.note(session, notice, "force_processed", now, cmd.actor, detail)
+    session.flush()
+    return {
+        "event_id": row.event_id,
+        "device_id": row.device_id,
+        "seq": row.seq,
+        "type": row.type,
+        "action": cmd.action,
+        "reason": cmd.reason,
+        "decided_by": cmd.actor.user_id,
+        "decided_at": now,
+        **outcome.as_result(),
+    }

@@ -201,6 +201,22 @@ class NoticeVoidedData(Schema):
     memo = fields.String(validate=validate.Length(max=500), allow_none=True)
 
 
+class NoticeCorrectedData(Schema):
+    """``notice.corrected``: the changed fields of ``notice.issued`` (never ``notice_no``), and the reason."""
+
+    prev_hash = fields.String(required=True, validate=_hex64)
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+    violation_code = Text(line=True, validate=validate.Length(min=1, max=10))
+    schedule_key = Text(line=True, validate=validate.Length(min=1, max=80))
+    amount = StrictInteger(validate=validate.Range(min=0, max=10**12))
+    reduced_amount = StrictInteger(validate=validate.Range(min=0, max=10**12))
+    opinion_deadline = fields.Date()
+    vehicle = fields.Nested(VehicleIn)
+    place = fields.Nested(PlaceIn)
+    memo = Text(validate=validate.Length(max=500), allow_none=True)
+    qr = Text(line=True, validate=validate.Length(min=1, max=500))
+
+
 class NumberSpoiledData(Schema):
     prev_hash = fields.String(required=True, validate=_hex64)
     reason = fields.String(required=True, validate=validate.OneOf(protocol.SPOIL_REASONS))

@@ -114,6 +114,29 @@ ROUTES: dict[tuple[str, str], Route] = {
         path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
         unknown_ids={"notice_no": UNKNOWN_NOTICE_NOS},
     ),
+    # the review queue: decisions name the notice's version (If-Match); an unknown notice is a 404 before that
+    ("GET", "/api/v1/review"): Route("clerk"),
+    **{
+        ("POST", f"/api/v1/review/{{notice_no}}/{action}"): Route(
+            "clerk",
+            path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
+            unknown_ids={"notice_no": UNKNOWN_NOTICE_NOS},
+            body=body,
+        )
+        for action, body in (
+            ("confirm", lambda w: {"reason": "검토 완료"}),
+            ("cancel", lambda w: {"reason": "직권취소"}),
+            ("correct", lambda w: {"reason": "정정", "fields": {"amount": 40_000}}),
+        )
+    },
+    # the hold queue of pushed events and a clerk's force-processing
+    ("GET", "/api/v1/sync/held"): Route("clerk"),
+    ("POST", "/api/v1/sync/held/{event_id}/process"): Route(
+        "clerk",
+        path_ids={"event_id": lambda w: UNKNOWN_DEVICE_IDS[0]},
+        unknown_ids={"event_id": UNKNOWN_DEVICE_IDS},
+        body=lambda w: {"action": "reject", "reason": "시험"},
+    ),
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}
     ),
@@ -128,6 +151,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/sync/v1/push"): Route("device", body=lambda w: w.device.batch([w.device.issue_parking()])),
     ("GET", "/sync/v1/changes"): Route("device", bogus_query={"cursor": ["not-a-cursor-this-server-made", "\x00"]}),
+    # an evidence photo: the body is raw image bytes (no JSON schema to sweep); a path that is no SHA-256 is a 404
+    ("PUT", "/sync/v1/attachments/{sha256}"): Route(
+        "device",
+        path_ids={"sha256": lambda w: "ab" * 32},
+        unknown_ids={"sha256": ["abc", "AB" * 32, "g" * 64, "ab" * 32 + "0", "%00", "ab" * 31 + "%0a%0a"]},
+    ),
     # the payment gateway's server-to-server callback, signed with the gateway's key
     ("POST", "/api/v1/payments/callbacks/{gateway_name}"): Route(
         "gateway",

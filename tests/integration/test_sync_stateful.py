@@ -9,6 +9,7 @@ equals the printed amounts of the live notices.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -37,6 +38,9 @@ def committing_app(db_admin, _template_name, tmp_path_factory):
     db_admin.drop(name)
 
 
+PLATES = itertools.count(10)
+
+
 def run_machine(app: Any, engine: Any) -> None:
     class SyncMachine(RuleBasedStateMachine):
         @initialize()
@@ -51,7 +55,8 @@ def run_machine(app: Any, engine: Any) -> None:
         @rule(count=st.integers(1, 4))
         def issue_offline(self, count: int) -> None:
             for _ in range(count):
-                self.events.append(self.device.issue_parking(plate=f"12가{len(self.events):04d}"))
+                # plates never repeat across examples: the same plate twice within minutes is a possible duplicate
+                self.events.append(self.device.issue_parking(plate=f"{next(PLATES):02d}가{len(self.events):04d}"))
 
         @rule(data=st.data())
         def void_offline(self, data: st.DataObject) -> None:

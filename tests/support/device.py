@@ -6,6 +6,7 @@ misbehave on purpose (skip a seq, break the chain, print a wrong amount, tamper 
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -17,6 +18,15 @@ from sync import protocol
 
 KST = timezone(timedelta(hours=9))
 DEMO_PASSWORD = "jingsu-demo"
+
+# a fresh plate for every parking notice that does not name one: the same plate, code and place within minutes is
+# flagged possible_duplicate (PROTOCOL.md §2), which a test means only when it says so
+_plates = itertools.count(1)
+
+
+def fresh_plate() -> str:
+    n = next(_plates)
+    return f"{10 + n // 10_000 % 90}가{n % 10_000:04d}"
 
 
 def now_kst() -> datetime:
@@ -200,7 +210,7 @@ class Device:
     def issue_parking(
         self,
         *,
-        plate: str = "12가3456",
+        plate: str | None = None,
         code: str = "P01",
         vehicle_type: str = "car",
         notice_no: str | None = None,
@@ -212,6 +222,7 @@ class Device:
         """A ``notice.issued`` for a parking violation, computed as a real device would."""
         observed_at = observed_at or now_kst()
         notice_no = notice_no or self.next_number()
+        plate = plate or fresh_plate()
         am = self.amounts(code, vehicle_type, observed_at)
         printed = amount if amount is not None else am.amount
         reduced = protocol.reduced_amount(printed, "0.20", 10) if amount is not None else am.reduced_amount
