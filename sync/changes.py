@@ -111,18 +111,21 @@ def pull(
                 "the cursor is older than the feed keeps; push what is unsynced, then pull from no cursor"
             )
 
-    device = device_ops.get_device(session, device_id, for_update=True)
+    device = device_ops.get_device(session, device_id)
     if device.status == device_ops.REVOKED:
         raise Forbidden("this device has been revoked", code="device_revoked")
-    device_ops.top_up_blocks(
-        session,
-        device,
-        now,
-        block_size=settings.block_size,
-        min_live=settings.min_live_blocks,
-        expiry=settings.block_expiry,
-        watermarks=settings.watermarks,
-    )
+    if len(device_ops.live_blocks(session, device.id, now)) < settings.min_live_blocks:
+        # only a pull that must allocate locks the device (and writes): the usual empty pull is a pure read
+        device = device_ops.get_device(session, device_id, for_update=True)
+        device_ops.top_up_blocks(
+            session,
+            device,
+            now,
+            block_size=settings.block_size,
+            min_live=settings.min_live_blocks,
+            expiry=settings.block_expiry,
+            watermarks=settings.watermarks,
+        )
     if cursor_text is not None and state.epoch != cursor.epoch:
         # the allocator found the database restored and started a new epoch: this cursor may point past changes
         # the restored database never had. Keep the new epoch (and the blocks), refuse the page.
@@ -180,9 +183,19 @@ def _new_blocks(session: Session, device: Device, after_id: int) -> list[NumberB
     )
 
 
+_OFFICES: dict[str, dict[str, Any]] = {}  # per process: jurisdictions' names and addresses change only by release
+
+
 def _office_of(session: Session, device: Device) -> dict[str, Any]:
     """The issuing office printed on the device's slips (its jurisdiction, with the city's name before it)."""
-    office = session.get(Jurisdiction, device.jurisdiction)
+    cached = _OFFICES.get(device.jurisdiction)
+    if cached is None:
+        cached = _OFFICES[device.jurisdiction] = _load_office(session, device.jurisdiction)
+    return cached
+
+
+def _load_office(session: Session, jurisdiction: str) -> dict[str, Any]:
+    office = session.get(Jurisdiction, jurisdiction)
     if office is None:
         return {}
     parent = session.get(Jurisdiction, office.parent_code) if office.parent_code else None
