@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -432,3 +433,16 @@ def spoil_number(
         .returning(SpoiledNumber.notice_no)
     )  # fmt: skip
     return inserted is not None
+
+
+def blocks_of_device(session: Session, device_id: str) -> list[NumberBlock]:
+    """Every block ever allocated to a device (a number of a cancelled block is still the device's)."""
+    return list(session.scalars(select(NumberBlock).where(NumberBlock.device_id == device_id).order_by(NumberBlock.id)))
+
+
+def spoiled_among(session: Session, notice_nos: Iterable[str]) -> set[str]:
+    """Which of these numbers are spoiled (one query for a whole batch)."""
+    wanted = sorted(notice_nos)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(SpoiledNumber.notice_no).where(SpoiledNumber.notice_no.in_(wanted))))

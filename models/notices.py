@@ -157,6 +157,7 @@ class IssueNotice:
     memo: str | None = None
     flags: list[str] = field(default_factory=list)
     expected: dict[str, Any] | None = None
+    revenue_item: str | None = None  # the violation code's, when the caller already has it
 
 
 def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime, cipher: PiiCipher) -> Notice | None:
@@ -206,14 +207,15 @@ def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime
         issued_at=cmd.issued_at,
         synced_at=now,
     )
-    notice_id = session.scalar(
-        pg_insert(Notice).values(**values).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice.id)
-    )
-    if notice_id is None:
+    # the unique number decides (never a prior check); RETURNING gives the row without reading it back
+    notice = session.scalars(
+        pg_insert(Notice).values(**values).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice)
+    ).one_or_none()
+    if notice is None:
         return None
-    notice = session.get(Notice, notice_id)
-    assert notice is not None
-    revenue_item = session.scalar(select(ViolationCode.revenue_item).where(ViolationCode.code == cmd.violation_code))
+    revenue_item = cmd.revenue_item or session.scalar(
+        select(ViolationCode.revenue_item).where(ViolationCode.code == cmd.violation_code)
+    )
     assert revenue_item is not None
     receivable = ledger.open_receivable(
         session, jurisdiction=cmd.jurisdiction, revenue_item=revenue_item, notice_id=notice.id, actor=actor

@@ -6,6 +6,7 @@ never refused: it waits in suspense and is matched when the notice arrives (DESI
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,3 +208,17 @@ def suspense_total(session: Session, notice_no: str) -> int:
         )
     )
     return int(total or 0)
+
+
+def in_suspense_among(session: Session, notice_nos: Iterable[str]) -> set[str]:
+    """Which of these notice numbers have money waiting in suspense (one query for a whole batch)."""
+    notice_nos = sorted(notice_nos)
+    if not notice_nos:
+        return set()
+    return set(
+        session.scalars(
+            select(SuspensePayment.notice_no).where(
+                SuspensePayment.notice_no.in_(notice_nos), SuspensePayment.status == "open"
+            )
+        )
+    )

@@ -290,6 +290,15 @@ class PushContext:
     _qr_keys: list[str] | None = None
     forcing: bool = False  # a clerk force-processes a held event (``force_process``)
     link_generation: int | None = None  # the chain the event belongs to, when not the device's current one
+    # per-batch caches: one lookup per batch, not per event (the push path's cost is its round trips)
+    codes: dict[str, ViolationCode | None] = field(default_factory=dict)
+    users: dict[int, User | None] = field(default_factory=dict)
+    rules: dict[str, list[protocol.ScheduleRow]] = field(default_factory=dict)
+    _blocks: list[device_ops.NumberBlock] | None = None
+    used_in_blocks: dict[int, int] = field(default_factory=dict)  # block id → numbers seen used in this batch
+    _spoiled: set[str] | None = None
+    _in_suspense: set[str] | None = None
+    _numbers: set[str] | None = None
 
     @property
     def generation(self) -> int:
@@ -299,6 +308,61 @@ class PushContext:
         if self._qr_keys is None:
             self._qr_keys = device_ops.qr_keys(self.session, self.device.id, self.cipher)
         return self._qr_keys
+
+    def code(self, code: str) -> ViolationCode | None:
+        if code not in self.codes:
+            self.codes[code] = self.session.get(ViolationCode, code)
+        return self.codes[code]
+
+    def user(self, user_id: int) -> User | None:
+        if user_id not in self.users:
+            self.users[user_id] = self.session.get(User, user_id)
+        return self.users[user_id]
+
+    def schedule(self, code: str) -> list[protocol.ScheduleRow]:
+        if code not in self.rules:
+            self.rules[code] = schedule_rules(self.session, code)
+        return self.rules[code]
+
+    def own_block(self, notice_no: str) -> device_ops.NumberBlock | None:
+        """The device's own block holding ``notice_no`` (``None``: outside its blocks)."""
+        if self._blocks is None:
+            self._blocks = device_ops.blocks_of_device(self.session, self.device.id)
+        parsed = protocol.parse_notice_no(notice_no)
+        if parsed is None:
+            return None
+        for block in self._blocks:
+            if (block.jurisdiction, block.year2) == (parsed.jurisdiction, parsed.year2) and (
+                block.first_serial <= parsed.serial <= block.last_serial
+            ):
+                return block
+        return None
+
+    def _batch_numbers(self) -> set[str]:
+        """The batch's well-formed notice numbers (a malformed one is refused by its own event)."""
+        if self._numbers is None:
+            numbers = (_notice_no_of(e) for e in self.batch.events)
+            self._numbers = {n for n in numbers if n and protocol.parse_notice_no(n) is not None}
+        return self._numbers
+
+    def spoiled(self) -> set[str]:
+        """The batch's numbers already spoiled (kept up to date as this batch spoils more)."""
+        if self._spoiled is None:
+            self._spoiled = device_ops.spoiled_among(self.session, self._batch_numbers())
+        return self._spoiled
+
+    def is_spoiled(self, notice_no: str) -> bool:
+        if notice_no in self.spoiled():
+            return True
+        # an event released from the hold queue is not in this batch: asked on its own
+        return notice_no not in self._batch_numbers() and device_ops.is_spoiled(self.session, notice_no)
+
+    def in_suspense(self, notice_no: str) -> bool:
+        if self._in_suspense is None:
+            self._in_suspense = payment_ops.in_suspense_among(self.session, self._batch_numbers())
+        if notice_no in self._in_suspense:
+            return True
+        return notice_no not in self._batch_numbers() and bool(payment_ops.in_suspense_among(self.session, [notice_no]))
 
 
 def push(
@@ -434,6 +498,8 @@ def push(
             results[by_event_id[item.row.event_id]] = _stored_result(item.row, protocol.HELD)
 
     device.acked_seq = acked
+    if ctx.used_in_blocks:
+        device_ops.mark_numbers_used(session, ctx.used_in_blocks)
     if new_rows:
         session.execute(insert(SyncEvent), new_rows)
     session.flush()
@@ -515,7 +581,7 @@ def _event_officer(ctx: PushContext, event: dict[str, Any]) -> int | None:
     if not isinstance(named, int) or isinstance(named, bool) or not 1 <= named <= MAX_SEQ:
         return ctx.officer_id
     if named not in ctx.officers:
-        user = ctx.session.get(User, named)
+        user = ctx.user(named)
         ctx.officers[named] = (
             user is not None and user.role == "officer" and user.jurisdiction == ctx.device.jurisdiction
         )
@@ -606,12 +672,12 @@ def _issued(
         return _rejected(notice_no, "validation_failed", "data.vehicle", "required for a parking notice")
     if kind == "person" and "offender" not in loaded:
         return _rejected(notice_no, "validation_failed", "data.offender", "required for a person notice")
-    code = session.get(ViolationCode, loaded["violation_code"])
+    code = ctx.code(loaded["violation_code"])
     if code is None or code.kind != kind:
         return _rejected(
             notice_no, "unknown_violation_code", "data.violation_code", "no such violation code for this kind"
         )
-    officer = session.get(User, loaded["officer_id"])
+    officer = ctx.user(loaded["officer_id"])
     if officer is None or officer.role != "officer" or officer.jurisdiction != ctx.device.jurisdiction:
         return _rejected(
             notice_no, "validation_failed", "data.officer_id", "not an officer of this device's jurisdiction"
@@ -620,14 +686,14 @@ def _issued(
     vehicle_type = loaded["vehicle"]["type"] if "vehicle" in loaded else None
     zone = loaded["place"].get("zone")
     rule = protocol.select_schedule(
-        schedule_rules(session, code.code), code.code, vehicle_type, zone, protocol.seoul_date(observed_at)
+        ctx.schedule(code.code), code.code, vehicle_type, zone, protocol.seoul_date(observed_at)
     )
     if rule is None:
         return _rejected(notice_no, "no_schedule", "data.observed_at", "no fine schedule in force on that date")
 
     flags = _common_flags(ctx, event, data, occurred_at)
-    block = device_ops.block_of(session, notice_no)
-    if block is None or block.device_id != ctx.device.id:
+    block = ctx.own_block(notice_no)
+    if block is None:
         flags.append("number_outside_block")
     expected = protocol.compute_amounts(rule, observed_at)
     printed = (loaded["amount"], loaded["reduced_amount"], loaded["opinion_deadline"])
@@ -679,20 +745,22 @@ def _issued(
         memo=loaded.get("memo"),
         flags=_ordered(flags),
         expected=expected_values,
+        revenue_item=code.revenue_item,
     )
     actor = Actor(user_id=officer.id, device_id=ctx.device.id, label="device")
-    spoiled = device_ops.is_spoiled(session, notice_no)
+    spoiled = ctx.is_spoiled(notice_no)
     notice = None if spoiled else notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
     if notice is None:
         return _number_taken(notice_no)
     evidence.await_photos(session, notice.id, missing_photos)
     if duplicates:
         notice_ops.note_possible_duplicate(session, notice, duplicates, actor, ctx.now)
-    if block is not None and block.device_id == ctx.device.id:
-        device_ops.mark_numbers_used(session, {block.id: 1})
+    if block is not None:
+        ctx.used_in_blocks[block.id] = ctx.used_in_blocks.get(block.id, 0) + 1
     version = notice.version
     # paid before the device synced: the suspense payment is matched now (DESIGN.md §4)
-    payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
+    if ctx.in_suspense(notice_no):
+        payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
     return Outcome(protocol.ACCEPTED, notice_no, version=version, flags=list(notice.flags))
 
 
@@ -906,8 +974,8 @@ def _spoiled(
     if notice_ops.find_notice(ctx.session, notice_no) is not None:
         return taken
     flags = _common_flags(ctx, event, data, occurred_at)
-    block = device_ops.block_of(ctx.session, notice_no)
-    if block is None or block.device_id != ctx.device.id:
+    block = ctx.own_block(notice_no)
+    if block is None:
         flags.append("number_outside_block")
     recorded = device_ops.spoil_number(
         ctx.session,
@@ -920,8 +988,9 @@ def _spoiled(
     )
     if not recorded:
         return taken
-    if block is not None and block.device_id == ctx.device.id:
-        device_ops.mark_numbers_used(ctx.session, {block.id: 1})
+    ctx.spoiled().add(notice_no)
+    if block is not None:
+        ctx.used_in_blocks[block.id] = ctx.used_in_blocks.get(block.id, 0) + 1
     return Outcome(protocol.ACCEPTED, notice_no, flags=_ordered(flags))
 
 
