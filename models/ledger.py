@@ -97,8 +97,16 @@ class Post:
 
 
 def open_receivable(
-    session: Session, *, jurisdiction: str, revenue_item: str, notice_id: int | None, actor: Actor
+    session: Session,
+    *,
+    jurisdiction: str,
+    revenue_item: str,
+    notice_id: int | None,
+    actor: Actor,
+    principal: Post | None = None,
 ) -> Receivable:
+    """Open a receivable; with ``principal``, its principal charge head and first entry too (no read-back: the
+    head is new)."""
     receivable = Receivable(
         jurisdiction=jurisdiction,
         revenue_item=revenue_item,
@@ -108,7 +116,29 @@ def open_receivable(
     )
     session.add(receivable)
     session.flush()
+    if principal is not None:
+        head = ChargeHead(receivable_id=receivable.id, kind=PRINCIPAL, allocation_order=ALLOCATION_ORDER_V1[PRINCIPAL])
+        session.add(head)
+        session.flush()
+        session.add(_entry(receivable, head, principal, actor))
     return receivable
+
+
+def _entry(receivable: Receivable, head: ChargeHead, entry: Post, actor: Actor) -> LedgerEntry:
+    if entry.kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown entry kind {entry.kind}")
+    return LedgerEntry(
+        receivable_id=receivable.id,
+        charge_head_id=head.id,
+        kind=entry.kind,
+        amount=entry.amount,
+        business_date=entry.business_date,
+        actor_user_id=actor.user_id,
+        actor_device_id=actor.device_id,
+        actor_address=actor.address,
+        source=entry.source,
+        memo=entry.memo,
+    )
 
 
 def _head(session: Session, receivable: Receivable, kind: str) -> ChargeHead:
@@ -122,21 +152,7 @@ def _head(session: Session, receivable: Receivable, kind: str) -> ChargeHead:
 
 def post(session: Session, receivable: Receivable, entry: Post, actor: Actor) -> LedgerEntry:
     """Append one ledger entry (never updated afterwards)."""
-    if entry.kind not in ENTRY_KINDS:
-        raise ValueError(f"unknown entry kind {entry.kind}")
-    head = _head(session, receivable, entry.head)
-    row = LedgerEntry(
-        receivable_id=receivable.id,
-        charge_head_id=head.id,
-        kind=entry.kind,
-        amount=entry.amount,
-        business_date=entry.business_date,
-        actor_user_id=actor.user_id,
-        actor_device_id=actor.device_id,
-        actor_address=actor.address,
-        source=entry.source,
-        memo=entry.memo,
-    )
+    row = _entry(receivable, _head(session, receivable, entry.head), entry, actor)
     session.add(row)
     session.flush()
     return row

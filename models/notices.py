@@ -217,14 +217,15 @@ def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime
         select(ViolationCode.revenue_item).where(ViolationCode.code == cmd.violation_code)
     )
     assert revenue_item is not None
-    receivable = ledger.open_receivable(
-        session, jurisdiction=cmd.jurisdiction, revenue_item=revenue_item, notice_id=notice.id, actor=actor
-    )
-    ledger.post(
+    ledger.open_receivable(
         session,
-        receivable,
-        ledger.Post(ledger.PRINCIPAL, "charge", cmd.amount, seoul_date(cmd.observed_at), f"event:{cmd.event_id}"),
-        actor,
+        jurisdiction=cmd.jurisdiction,
+        revenue_item=revenue_item,
+        notice_id=notice.id,
+        actor=actor,
+        principal=ledger.Post(
+            ledger.PRINCIPAL, "charge", cmd.amount, seoul_date(cmd.observed_at), f"event:{cmd.event_id}"
+        ),
     )
     _history(session, notice, "issued", cmd.issued_at, actor, {"flags": list(cmd.flags)} if cmd.flags else None)
     _history(session, notice, "synced", now, actor)

@@ -48,6 +48,13 @@ from sync.schemas import (
     flatten_errors,
 )
 
+# schema instances are stateless: built once, not per event
+_NOTICEISSUEDDATA = NoticeIssuedData()
+_NOTICEVOIDEDDATA = NoticeVoidedData()
+_NOTICECORRECTEDDATA = NoticeCorrectedData()
+_NUMBERSPOILEDDATA = NumberSpoiledData()
+_NOTICEREPRINTEDDATA = NoticeReprintedData()
+
 
 @dataclass(frozen=True)
 class SyncSettings:
@@ -659,7 +666,7 @@ def _issued(
     if event.get("base_version") is not None:
         return _rejected(notice_no, "validation_failed", "base_version", "must be null for notice.issued")
     try:
-        loaded = NoticeIssuedData().load(data)
+        loaded = _NOTICEISSUEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
     parsed = protocol.parse_notice_no(notice_no)
@@ -859,7 +866,7 @@ def _voided(
     ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
 ) -> Outcome:
     try:
-        loaded = NoticeVoidedData().load(data)
+        loaded = _NOTICEVOIDEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
     subject = _subject(ctx, event, notice_no, for_update=True)
@@ -899,7 +906,7 @@ def _corrected(
     A stale ``base_version`` is a conflict carrying the server's copy; the amounts are recomputed from the schedule
     in force when the violation was observed (a difference is accepted and flagged ``amount_mismatch``)."""
     try:
-        loaded = NoticeCorrectedData().load(data)
+        loaded = _NOTICECORRECTEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
     changed = [key for key in loaded if key not in ("prev_hash", "reason")]
@@ -960,7 +967,7 @@ def _spoiled(
 ) -> Outcome:
     """``number.spoiled``: a number of the device's blocks that will never be issued."""
     try:
-        loaded = NumberSpoiledData().load(data)
+        loaded = _NUMBERSPOILEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
     if event.get("base_version") is not None:
@@ -999,7 +1006,7 @@ def _reprinted(
 ) -> Outcome:
     """``notice.reprinted``: recorded on the notice's timeline; it changes nothing, so any base version will do."""
     try:
-        loaded = NoticeReprintedData().load(data)
+        loaded = _NOTICEREPRINTEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
     subject = _subject(ctx, event, notice_no)
