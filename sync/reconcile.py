@@ -854,6 +854,17 @@ def _subject(
     return base_version, notice
 
 
+def _stale(notice: notice_ops.Notice) -> Outcome:
+    """``stale_base_version``: not applied, the server's copy wins and comes with the answer."""
+    return Outcome(
+        protocol.CONFLICT,
+        notice.notice_no,
+        version=notice.version,
+        problems=[{"code": "stale_base_version", "field": "base_version", "message": "the notice changed since"}],
+        current=notice_ops.notice_status_data(notice),
+    )
+
+
 def _number_taken(notice_no: str) -> Outcome:
     return Outcome(
         protocol.CONFLICT,
@@ -875,13 +886,7 @@ def _voided(
     base_version, notice = subject
     flags = _common_flags(ctx, event, data, occurred_at)
     if notice.version != base_version:
-        return Outcome(
-            protocol.CONFLICT,
-            notice_no,
-            version=notice.version,
-            problems=[{"code": "stale_base_version", "field": "base_version", "message": "the notice changed since"}],
-            current=notice_ops.notice_status_data(notice),
-        )
+        return _stale(notice)
     if notice.status not in notice_ops.VOIDABLE:
         return _rejected(notice_no, "invalid_transition", "type", f"a notice that is {notice.status} cannot be voided")
     actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
@@ -918,13 +923,7 @@ def _corrected(
     base_version, notice = subject
     flags = _common_flags(ctx, event, data, occurred_at)
     if notice.version != base_version:
-        return Outcome(
-            protocol.CONFLICT,
-            notice_no,
-            version=notice.version,
-            problems=[{"code": "stale_base_version", "field": "base_version", "message": "the notice changed since"}],
-            current=notice_ops.notice_status_data(notice),
-        )
+        return _stale(notice)
     vehicle = loaded.get("vehicle") or {}
     place = loaded.get("place") or {}
     cmd = notice_ops.CorrectNotice(
