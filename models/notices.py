@@ -7,6 +7,7 @@ notice's personal data (주민등록번호 above all) is stored encrypted from t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -540,3 +541,18 @@ def was_corrected(session: Session, notice_id: int) -> bool:
         select(NoticeHistory.id).where(NoticeHistory.notice_id == notice_id, NoticeHistory.what == "corrected").limit(1)
     )
     return found is not None
+
+
+def flag_for_review(session: Session, notice: Notice, flags: Sequence[str], actor: Actor, now: datetime) -> None:
+    """Add flags to a notice; an ``issued`` one goes back to the review queue (its version does not change: the
+    event that raised the flags already changed it)."""
+    merged = list(dict.fromkeys([*notice.flags, *flags]))
+    if merged == list(notice.flags) and notice.status != ISSUED:
+        return
+    notice.flags = merged
+    if notice.status == ISSUED:
+        notice.status = UNDER_REVIEW
+    notice.updated_at = now
+    _history(session, notice, "flagged", now, actor, {"flags": flags})
+    session.flush()
+    _status_changed(session, notice)

@@ -958,6 +958,10 @@ def _corrected(
         }
         if not _qr_matches(ctx, notice_no, printed):
             flags.append("qr_mismatch")
+    review = [flag for flag in ("amount_mismatch", "qr_mismatch") if flag in flags]
+    if review:
+        # a correction printed with amounts or a QR the server does not confirm waits for a clerk, as an issue would
+        notice_ops.flag_for_review(ctx.session, notice, review, actor, ctx.now)
     return Outcome(protocol.ACCEPTED, notice_no, version=notice.version, flags=_ordered(flags))
 
 

@@ -61,3 +61,30 @@ def test_a_correction_of_a_notice_a_clerk_already_decided_is_a_conflict_kept_on_
     assert re.search(rf"seq \d+ {notice_no}: conflict stale_base_version", out), out
     # the pull of the same sync tells the device what the clerk decided
     assert re.search(rf"^{notice_no}\s+직권취소\s+cancelled$", out, re.M), out
+
+
+def test_a_correction_printed_with_an_amount_the_server_does_not_confirm_sends_the_notice_to_review(
+    module_live_server,
+):
+    from sync import protocol
+    from tests.support.device import Device
+
+    with httpx.Client(base_url=module_live_server.url, timeout=15) as client:
+        device = Device.enrolled(client)
+        issued = device.issue_parking()
+        device.push_ok([issued])
+        wrong = device._event(
+            protocol.NOTICE_CORRECTED,
+            issued["notice_no"],
+            {"amount": 50000, "reduced_amount": 1000, "reason": "금액 정정"},
+            base_version=1,
+        )
+        result = device.push_ok([wrong])["results"][0]
+        assert (result["status"], result["version"]) == ("accepted", 2)
+        assert "amount_mismatch" in result["flags"]
+        clerk = {"Authorization": f"Bearer {staff_token(client, 'clerk.11110')}"}
+        notice = client.get(f"/api/v1/notices/{issued['notice_no']}", headers=clerk).json()
+        assert (notice["status"], notice["version"], notice["amount"]) == ("under_review", 2, 50000)
+        assert "amount_mismatch" in notice["flags"]
+        queue = client.get("/api/v1/review", headers=clerk).json()["items"]
+        assert issued["notice_no"] in [n["notice_no"] for n in queue]
