@@ -172,3 +172,19 @@ def device(fn: F) -> F:
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_protocol_version() -> None:
+    """426 ``protocol_unsupported`` for a ``Jingsu-Protocol`` major version this server does not speak (§0; the
+    first refusal of every /sync/v1 route, before size and token)."""
+    from sync.protocol import PROTOCOL_VERSION
+
+    header = request.headers.get("Jingsu-Protocol")
+    if header is None:
+        return
+    try:
+        version = int(header.strip())
+    except ValueError:
+        version = -1
+    if version != PROTOCOL_VERSION:
+        raise ApiError(426, "protocol_unsupported", f"this server speaks sync protocol {PROTOCOL_VERSION}")

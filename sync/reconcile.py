@@ -669,11 +669,9 @@ def _issued(
         loaded = _NOTICEISSUEDDATA.load(data)
     except ValidationError as exc:
         return _invalid_data(notice_no, exc.messages)
-    parsed = protocol.parse_notice_no(notice_no)
-    if parsed is None or parsed.jurisdiction != ctx.device.jurisdiction:
-        return _rejected(
-            notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
-        )
+    invalid = _invalid_number(ctx, notice_no)
+    if invalid is not None:
+        return invalid
     kind = loaded["kind"]
     if kind == "parking" and "vehicle" not in loaded:
         return _rejected(notice_no, "validation_failed", "data.vehicle", "required for a parking notice")
@@ -865,6 +863,16 @@ def _stale(notice: notice_ops.Notice) -> Outcome:
     )
 
 
+def _invalid_number(ctx: PushContext, notice_no: str) -> Outcome | None:
+    """``notice_no_invalid`` for a bad check digit or another jurisdiction's number (PROTOCOL.md §2)."""
+    parsed = protocol.parse_notice_no(notice_no)
+    if parsed is None or parsed.jurisdiction != ctx.device.jurisdiction:
+        return _rejected(
+            notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
+        )
+    return None
+
+
 def _number_taken(notice_no: str) -> Outcome:
     return Outcome(
         protocol.CONFLICT,
@@ -975,11 +983,9 @@ def _spoiled(
         return _invalid_data(notice_no, exc.messages)
     if event.get("base_version") is not None:
         return _rejected(notice_no, "validation_failed", "base_version", "must be null for number.spoiled")
-    parsed = protocol.parse_notice_no(notice_no)
-    if parsed is None or parsed.jurisdiction != ctx.device.jurisdiction:
-        return _rejected(
-            notice_no, "notice_no_invalid", "notice_no", "bad check digit or another jurisdiction's number"
-        )
+    invalid = _invalid_number(ctx, notice_no)
+    if invalid is not None:
+        return invalid
     taken = _number_taken(notice_no)
     if notice_ops.find_notice(ctx.session, notice_no) is not None:
         return taken

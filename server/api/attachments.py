@@ -29,7 +29,6 @@ from models import evidence
 from server import auth
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
-from sync import protocol
 
 blp = Blueprint(
     "attachments", __name__, url_prefix="/sync/v1/attachments", description="Evidence photos (PROTOCOL.md §4)"
@@ -46,15 +45,7 @@ class AttachmentOut(Schema):
 
 @blp.before_request
 def _version_and_size() -> None:
-    header = request.headers.get("Jingsu-Protocol")
-    if header is not None:
-        # the same check as the rest of /sync/v1 (server.api.sync_api), for this blueprint's routes
-        try:
-            version = int(header.strip())
-        except ValueError:
-            version = -1
-        if version != protocol.PROTOCOL_VERSION:
-            raise ApiError(426, "protocol_unsupported", f"this server speaks sync protocol {protocol.PROTOCOL_VERSION}")
+    auth.check_protocol_version()
     if request.method == "PUT":
         limit = runtime().config.max_attachment_bytes
         if request.content_length is not None and request.content_length > limit:

@@ -20,7 +20,7 @@ from server import auth
 from server.errors import ApiError
 from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime, unit_of_work
-from sync import changes, protocol, reconcile
+from sync import changes, reconcile
 from sync import schemas as wire
 
 blp = Blueprint("sync", __name__, url_prefix="/sync/v1", description="Device sync protocol v1 (PROTOCOL.md)")
@@ -28,14 +28,7 @@ blp = Blueprint("sync", __name__, url_prefix="/sync/v1", description="Device syn
 
 @blp.before_request
 def _protocol_version_and_size() -> None:
-    header = request.headers.get("Jingsu-Protocol")
-    if header is not None:
-        try:
-            version = int(header.strip())
-        except ValueError:
-            version = -1
-        if version != protocol.PROTOCOL_VERSION:
-            raise ApiError(426, "protocol_unsupported", f"this server speaks sync protocol {protocol.PROTOCOL_VERSION}")
+    auth.check_protocol_version()
     if request.endpoint == "sync.Push" and request.method == "POST":
         limit = runtime().config.max_batch_bytes
         if request.content_length is not None and request.content_length > limit:
