@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -138,10 +138,13 @@ class EvidenceDir:
 
 
 def _lock(session: Session, sha256: str, *, shared: bool) -> None:
-    # 32 bits of the hash pick the lock; another hash on the same lock only waits a little longer
-    key = int(sha256[:8], 16) - 2**31
     lock = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
-    session.execute(select(lock(_LOCK_SPACE, key)))
+    session.execute(select(lock(_LOCK_SPACE, _lock_key(sha256))))
+
+
+def _lock_key(sha256: str) -> int:
+    # 32 bits of the hash pick the lock; another hash on the same lock only waits a little longer
+    return int(sha256[:8], 16) - 2**31
 
 
 @dataclass(frozen=True)
@@ -211,8 +214,15 @@ def missing_photos(session: Session, hashes: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
         return []
-    for sha256 in sorted(wanted):
-        _lock(session, sha256, shared=True)
+    # every lock in one statement, in key order (as one at a time would take them: no deadlock with an upload)
+    keys = sorted({_lock_key(sha256) for sha256 in wanted})
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock_shared(:space, k)) FROM (SELECT k FROM unnest(CAST(:keys AS int[])) "
+            "AS k ORDER BY k) AS ordered"
+        ),
+        {"space": _LOCK_SPACE, "keys": keys},
+    )
     stored = set(session.scalars(select(Attachment.sha256).where(Attachment.sha256.in_(wanted))))
     return [sha256 for sha256 in wanted if sha256 not in stored]
 

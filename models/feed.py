@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, DateTime, Index, String, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from models import bulk
 from models.base import Base
 
 SCOPE_ALL = "all"
@@ -49,7 +50,6 @@ def record_change(
     session.execute(insert(ChangeLog).values(scope=scope, entity=entity, key=key, op=op, data=data))
 
 
-def record_changes(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Append many changes at once (each dict: scope, entity, key, op, data)."""
-    if rows:
-        session.execute(insert(ChangeLog), rows)
+def record_changes(session: Session, rows: list[tuple[str, str, str, str, dict[str, Any] | None]]) -> None:
+    """Append many changes at once, each ``(scope, entity, key, op, data)`` (copied in: one round trip)."""
+    bulk.copy_rows(session, "change_log", ("scope", "entity", "key", "op", "data"), rows)

@@ -30,12 +30,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models import ledger
+from models import bulk, ledger
 from models.base import Actor, Base, Scope
 from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher, mask_name
 from models.errors import InvalidInput, InvalidTransition, NotFound
-from models.feed import device_scope, record_change
+from models.feed import device_scope, record_change, record_changes
 from sync.protocol import reduced_amount, select_schedule, seoul_date
 
 ISSUED, UNDER_REVIEW, VOIDED, CANCELLED, PAID = "issued", "under_review", "voided", "cancelled", "paid"
@@ -162,11 +162,90 @@ class IssueNotice:
 
 
 def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime, cipher: PiiCipher) -> Notice | None:
-    """Record an issued notice and open its receivable with the principal charge.
+    """Record an issued notice and open its receivable with the principal charge (``issue_notices`` for one).
 
-    Returns ``None`` when the number is already taken by another notice (the caller answers ``notice_no_taken``);
-    the unique constraint decides, never a prior check.
+    Returns ``None`` when the number is already taken by another notice (the caller answers ``notice_no_taken``).
     """
+    inserted = issue_notices(session, [(cmd, actor)], now, cipher)
+    return session.get(Notice, inserted[cmd.notice_no]) if cmd.notice_no in inserted else None
+
+
+def issue_notices(
+    session: Session, items: Sequence[tuple[IssueNotice, Actor]], now: datetime, cipher: PiiCipher
+) -> dict[str, int]:
+    """Record issued notices, each with its receivable, principal charge, timeline and change for its device; a
+    sync batch's worth in a handful of statements. Returns notice number → id of the notices recorded.
+
+    A number already taken by another notice (or earlier in ``items``) is not recorded and is absent from the
+    answer (the caller answers ``notice_no_taken``): the unique constraint decides, never a prior check.
+    """
+    firsts: dict[str, tuple[IssueNotice, Actor]] = {}
+    for cmd, actor in items:
+        firsts.setdefault(cmd.notice_no, (cmd, actor))
+    if not firsts:
+        return {}
+    # through the connection, not the ORM: one multi-row INSERT (insertmanyvalues), no identity map to fill
+    stmt = pg_insert(Notice).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice.notice_no, Notice.id)
+    rows = session.connection().execute(stmt, [_notice_values(cmd, now, cipher) for cmd, _ in firsts.values()])
+    inserted: dict[str, int] = {notice_no: notice_id for notice_no, notice_id in rows}
+    done = [(cmd, actor, inserted[cmd.notice_no]) for cmd, actor in firsts.values() if cmd.notice_no in inserted]
+    if not done:
+        return inserted
+    items_by_code = {cmd.violation_code for cmd, _, _ in done if cmd.revenue_item is None}
+    revenue_items = (
+        {
+            code: item
+            for code, item in session.execute(
+                select(ViolationCode.code, ViolationCode.revenue_item).where(ViolationCode.code.in_(items_by_code))
+            )
+        }
+        if items_by_code
+        else {}
+    )
+    ledger.open_receivables(
+        session,
+        [
+            ledger.NewReceivable(
+                jurisdiction=cmd.jurisdiction,
+                revenue_item=cmd.revenue_item or revenue_items[cmd.violation_code],
+                notice_id=notice_id,
+                principal=ledger.Post(
+                    ledger.PRINCIPAL, "charge", cmd.amount, seoul_date(cmd.observed_at), f"event:{cmd.event_id}"
+                ),
+                actor=actor,
+            )
+            for cmd, actor, notice_id in done
+        ],
+    )
+    history = []
+    for cmd, actor, notice_id in done:
+        detail = {"flags": list(cmd.flags)} if cmd.flags else None
+        history.append((notice_id, "issued", cmd.issued_at, actor.user_id, actor.device_id, detail))
+        history.append((notice_id, "synced", now, actor.user_id, actor.device_id, None))
+    bulk.copy_rows(
+        session, "notice_history", ("notice_id", "what", "at", "actor_user_id", "actor_device_id", "detail"), history
+    )
+    record_changes(
+        session,
+        [
+            (
+                device_scope(cmd.device_id),
+                "notice_status",
+                cmd.notice_no,
+                "upsert",
+                {"notice_no": cmd.notice_no, "status": _initial_status(cmd), "version": 1},
+            )
+            for cmd, _, _ in done
+        ],
+    )
+    return inserted
+
+
+def _initial_status(cmd: IssueNotice) -> str:
+    return UNDER_REVIEW if cmd.flags else ISSUED
+
+
+def _notice_values(cmd: IssueNotice, now: datetime, cipher: PiiCipher) -> dict[str, Any]:
     offender_enc = rrn_hash = name_masked = None
     if cmd.offender:
         offender_enc = cipher.encrypt_json(cmd.offender, context=cmd.notice_no.encode())
@@ -174,8 +253,7 @@ def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime
             rrn_hash = cipher.lookup_hash(cmd.offender["rrn"])
         if cmd.offender.get("name"):
             name_masked = mask_name(cmd.offender["name"])
-    status = UNDER_REVIEW if cmd.flags else ISSUED
-    values = dict(
+    return dict(
         notice_no=cmd.notice_no,
         jurisdiction=cmd.jurisdiction,
         kind=cmd.kind,
@@ -201,37 +279,13 @@ def issue_notice(session: Session, cmd: IssueNotice, actor: Actor, now: datetime
         device_id=cmd.device_id,
         memo=cmd.memo,
         qr=cmd.qr,
-        status=status,
+        status=_initial_status(cmd),
         version=1,
         flags=list(cmd.flags),
         issued_event_id=cmd.event_id,
         issued_at=cmd.issued_at,
         synced_at=now,
     )
-    # the unique number decides (never a prior check); RETURNING gives the row without reading it back
-    notice = session.scalars(
-        pg_insert(Notice).values(**values).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice)
-    ).one_or_none()
-    if notice is None:
-        return None
-    revenue_item = cmd.revenue_item or session.scalar(
-        select(ViolationCode.revenue_item).where(ViolationCode.code == cmd.violation_code)
-    )
-    assert revenue_item is not None
-    ledger.open_receivable(
-        session,
-        jurisdiction=cmd.jurisdiction,
-        revenue_item=revenue_item,
-        notice_id=notice.id,
-        actor=actor,
-        principal=ledger.Post(
-            ledger.PRINCIPAL, "charge", cmd.amount, seoul_date(cmd.observed_at), f"event:{cmd.event_id}"
-        ),
-    )
-    _history(session, notice, "issued", cmd.issued_at, actor, {"flags": list(cmd.flags)} if cmd.flags else None)
-    _history(session, notice, "synced", now, actor)
-    _status_changed(session, notice)
-    return notice
 
 
 def find_notice(session: Session, notice_no: str, *, for_update: bool = False) -> Notice | None:

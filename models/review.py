@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, select
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import notices as notice_ops
@@ -149,6 +150,69 @@ class DuplicateProbe:
     lon: float | None
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A live parking notice as duplicate detection compares it (``id`` is ``None`` while it is being written)."""
+
+    notice_no: str
+    plate: str
+    violation_code: str
+    observed_at: datetime
+    place_address: str
+    lat: float | None
+    lon: float | None
+    id: int | None = None
+
+
+def may_duplicate(probe: DuplicateProbe, other: Candidate, window_min: int, distance_m_max: int) -> bool:
+    """Whether ``other`` may be the notice ``probe`` duplicates: same plate and code, observed within the window,
+    and within the distance (by coordinates when both have them, else the same address)."""
+    if (other.notice_no == probe.notice_no or other.plate != probe.plate
+            or other.violation_code != probe.violation_code):  # fmt: skip
+        return False
+    if abs(other.observed_at - probe.observed_at) > timedelta(minutes=window_min):
+        return False
+    if probe.lat is not None and probe.lon is not None and other.lat is not None and other.lon is not None:
+        return distance_m(probe.lat, probe.lon, other.lat, other.lon) <= distance_m_max
+    return normalise_address(probe.place_address) == normalise_address(other.place_address)
+
+
+def duplicate_candidates(
+    session: Session, jurisdiction: str, plates: Collection[str], start: datetime, end: datetime
+) -> list[Candidate]:
+    """Live notices of ``jurisdiction`` with one of ``plates`` observed from ``start`` to ``end`` (one query for a
+    whole sync batch; ``may_duplicate`` then compares)."""
+    if not plates:
+        return []
+    rows = session.execute(
+        select(
+            Notice.notice_no,
+            Notice.vehicle_plate,
+            Notice.violation_code,
+            Notice.observed_at,
+            Notice.place_address,
+            Notice.lat,
+            Notice.lon,
+            Notice.id,
+        )
+        .where(
+            Notice.vehicle_plate.in_(sorted(plates)),
+            Notice.observed_at >= start,
+            Notice.observed_at <= end,
+            Notice.jurisdiction == jurisdiction,
+            Notice.status.not_in((VOIDED, CANCELLED)),
+        )
+        .order_by(Notice.observed_at, Notice.id)
+    )
+    return [Candidate(no, plate or "", code, at, address, lat, lon, notice_id)
+            for no, plate, code, at, address, lat, lon, notice_id in rows]  # fmt: skip
+
+
+def max_dedupe_window_min(session: Session) -> int:
+    """The widest duplicate window of any violation code (how far around a batch to read candidates)."""
+    return session.scalar(select(func.max(ViolationCode.dedupe_window_min))) or 0
+
+
 def possible_duplicates(session: Session, probe: DuplicateProbe) -> list[Notice]:
     """Live notices (any device or officer) that ``probe`` may duplicate, oldest first.
 
@@ -159,29 +223,11 @@ def possible_duplicates(session: Session, probe: DuplicateProbe) -> list[Notice]
     if code is None:
         return []
     window = timedelta(minutes=code.dedupe_window_min)
-    candidates = session.scalars(
-        select(Notice)
-        .where(
-            Notice.vehicle_plate == probe.plate,
-            Notice.observed_at >= probe.observed_at - window,
-            Notice.observed_at <= probe.observed_at + window,
-            Notice.jurisdiction == probe.jurisdiction,
-            Notice.violation_code == probe.violation_code,
-            Notice.status.not_in((VOIDED, CANCELLED)),
-            Notice.notice_no != probe.notice_no,
-        )
-        .order_by(Notice.observed_at, Notice.id)
+    found = duplicate_candidates(
+        session, probe.jurisdiction, [probe.plate], probe.observed_at - window, probe.observed_at + window
     )
-    out = []
-    for other in candidates:
-        if None not in (probe.lat, probe.lon, other.lat, other.lon):
-            assert probe.lat is not None and probe.lon is not None and other.lat is not None and other.lon is not None
-            same_place = distance_m(probe.lat, probe.lon, other.lat, other.lon) <= code.dedupe_distance_m
-        else:
-            same_place = normalise_address(probe.place_address) == normalise_address(other.place_address)
-        if same_place:
-            out.append(other)
-    return out
+    ids = [c.id for c in found if may_duplicate(probe, c, code.dedupe_window_min, code.dedupe_distance_m)]
+    return [notice for notice in (session.get(Notice, i) for i in ids) if notice is not None]
 
 
 # --- the hold queue -------------------------------------------------------------------------------------------------

@@ -183,6 +183,7 @@ def _parse_time(value: Any) -> datetime | None:
 # --- values PostgreSQL cannot store -------------------------------------------------------------------------------
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_HEX64 = re.compile("[0-9a-f]{64}")
 _UNSTORABLE_MARK = "_unstorable"  # in a stored payload: the paths that had to be replaced to store it
 
 
@@ -281,6 +282,17 @@ class _Pending:
 
 
 @dataclass
+class _BufferedIssue:
+    cmd: notice_ops.IssueNotice
+    actor: Actor
+    outcome: Outcome  # made ``notice_no_taken`` by ``flush_issues`` when the number turns out taken
+    missing_photos: list[str]
+    duplicates: list[review_ops.Candidate]
+    block_id: int | None
+    in_suspense: bool
+
+
+@dataclass
 class PushContext:
     session: Session
     device: Device
@@ -306,6 +318,14 @@ class PushContext:
     _spoiled: set[str] | None = None
     _in_suspense: set[str] | None = None
     _numbers: set[str] | None = None
+    _missing_photos: set[str] | None = None
+    _batch_photos: set[str] | None = None
+    # accepted issues not yet written: ``flush_issues`` writes them together (before anything reads them back)
+    issues: list[_BufferedIssue] = field(default_factory=list)
+    issue_numbers: set[str] = field(default_factory=set)
+    # live parking notices by plate, this batch's accepted ones included (``None``: to be read again)
+    _candidates: dict[str, list[review_ops.Candidate]] | None = None
+    _max_window: int | None = None
 
     @property
     def generation(self) -> int:
@@ -363,6 +383,43 @@ class PushContext:
             return True
         # an event released from the hold queue is not in this batch: asked on its own
         return notice_no not in self._batch_numbers() and device_ops.is_spoiled(self.session, notice_no)
+
+    def missing_photos(self, hashes: list[str]) -> list[str]:
+        """The photos of ``hashes`` the server does not have (one query for the whole batch, PROTOCOL.md §4)."""
+        if self._batch_photos is None:
+            self._batch_photos = {h for e in self.batch.events for h in _photos_of(e)}
+            self._missing_photos = set(evidence.missing_photos(self.session, sorted(self._batch_photos)))
+        assert self._missing_photos is not None
+        if not set(hashes) <= self._batch_photos:
+            return evidence.missing_photos(self.session, hashes)  # an event released from the hold queue
+        return [h for h in dict.fromkeys(hashes) if h in self._missing_photos]
+
+    def duplicate_candidates(self, plate: str, observed_at: datetime) -> list[review_ops.Candidate]:
+        """Live notices with ``plate`` near ``observed_at``: read once for every plate of the batch."""
+        if self._max_window is None:
+            self._max_window = review_ops.max_dedupe_window_min(self.session)
+        window = timedelta(minutes=self._max_window)
+        if self._candidates is None:
+            probes = [p for p in (_plate_and_time(e) for e in self.batch.events) if p is not None]
+            found: dict[str, list[review_ops.Candidate]] = {plate: [] for plate, _ in probes}
+            if probes:
+                start, end = min(t for _, t in probes) - window, max(t for _, t in probes) + window
+                for candidate in review_ops.duplicate_candidates(
+                    self.session, self.device.jurisdiction, list(found), start, end
+                ):
+                    found[candidate.plate].append(candidate)
+            self._candidates = found
+        if plate not in self._candidates:  # an event released from the hold queue
+            self._candidates[plate] = review_ops.duplicate_candidates(
+                self.session, self.device.jurisdiction, [plate], observed_at - window, observed_at + window
+            )
+        return self._candidates[plate]
+
+    def notices_changed(self) -> None:
+        """Something other than an issue is about to change notices: write the buffered issues first, and read
+        duplicate candidates again afterwards."""
+        flush_issues(self)
+        self._candidates = None
 
     def in_suspense(self, notice_no: str) -> bool:
         if self._in_suspense is None:
@@ -469,6 +526,7 @@ def push(
     released: list[dict[str, Any]] = []
     acked = device.acked_seq
     applied_rows: dict[str, SyncEvent] = {}
+    decided: list[tuple[_Pending, Outcome]] = []
     while acked + 1 in pending or acked + 1 in forced:
         if acked + 1 in forced:
             # already final (force-processed): never applied again; the chain goes on from its hash
@@ -481,6 +539,9 @@ def push(
             ctx.refused_issues.add(str(item.event.get("notice_no")))
         acked += 1
         ctx.chain[acked] = item.content_hash
+        decided.append((item, outcome))
+    flush_issues(ctx)  # an accepted issue's outcome is final once written
+    for item, outcome in decided:
         result = _result(item.event, outcome)
         if item.row is not None:
             item.row.status = outcome.status
@@ -531,6 +592,28 @@ def push(
         "acked_seq": acked,
         "results": [r for r in results if r is not None] + released,
     }
+
+
+def _photos_of(event: dict[str, Any]) -> list[str]:
+    """The well-formed photo hashes an event names (the event's own validation judges the rest)."""
+    data = event.get("data")
+    photos = data.get("photos") if isinstance(data, dict) else None
+    if not isinstance(photos, list):
+        return []
+    return [p for p in photos if isinstance(p, str) and _HEX64.fullmatch(p)]
+
+
+def _plate_and_time(event: dict[str, Any]) -> tuple[str, datetime] | None:
+    """(plate, observed time) of an issue event that names both well enough to look for duplicates."""
+    if event.get("type") != protocol.NOTICE_ISSUED:
+        return None
+    data = event.get("data")
+    vehicle = data.get("vehicle") if isinstance(data, dict) else None
+    plate = vehicle.get("plate") if isinstance(vehicle, dict) else None
+    observed = _parse_time(data.get("observed_at")) if isinstance(data, dict) else None
+    if not isinstance(plate, str) or not 1 <= len(plate) <= 20 or _bad_text(plate) or observed is None:
+        return None
+    return plate, observed
 
 
 def _notice_no_of(event: dict[str, Any]) -> str | None:
@@ -656,13 +739,14 @@ def _apply(ctx: PushContext, event: dict[str, Any], content_hash: str) -> Outcom
     data = event.get("data")
     if not isinstance(data, dict):
         return _rejected(notice_no, "validation_failed", "data", "required: an object")
+    if handler is not _issued:
+        ctx.notices_changed()
     return handler(ctx, event, notice_no, occurred_at, data)
 
 
 def _issued(
     ctx: PushContext, event: dict[str, Any], notice_no: str, occurred_at: datetime, data: dict[str, Any]
 ) -> Outcome:
-    session = ctx.session
     if event.get("base_version") is not None:
         return _rejected(notice_no, "validation_failed", "base_version", "must be null for notice.issued")
     try:
@@ -713,10 +797,10 @@ def _issued(
         }
     if not _qr_matches(ctx, notice_no, loaded):
         flags.append("qr_mismatch")
-    missing_photos = evidence.missing_photos(session, loaded["photos"])  # PROTOCOL.md §4
+    missing_photos = ctx.missing_photos(loaded["photos"])  # PROTOCOL.md §4
     if missing_photos:
         flags.append("photos_missing")
-    duplicates = _possible_duplicates(ctx, notice_no, loaded, observed_at)
+    duplicates = _possible_duplicates(ctx, notice_no, loaded, observed_at, code)
     if duplicates:
         flags.append("possible_duplicate")
 
@@ -752,27 +836,74 @@ def _issued(
         expected=expected_values,
         revenue_item=code.revenue_item,
     )
-    actor = Actor(user_id=officer.id, device_id=ctx.device.id, label="device")
-    spoiled = ctx.is_spoiled(notice_no)
-    notice = None if spoiled else notice_ops.issue_notice(session, cmd, actor, ctx.now, ctx.cipher)
-    if notice is None:
+    if ctx.is_spoiled(notice_no) or notice_no in ctx.issue_numbers:
         return _number_taken(notice_no)
-    evidence.await_photos(session, notice.id, missing_photos)
-    if duplicates:
-        notice_ops.note_possible_duplicate(session, notice, duplicates, actor, ctx.now)
-    if block is not None:
-        ctx.used_in_blocks[block.id] = ctx.used_in_blocks.get(block.id, 0) + 1
-    version = notice.version
-    # paid before the device synced: the suspense payment is matched now (DESIGN.md §4)
-    if ctx.in_suspense(notice_no):
-        payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
-    return Outcome(protocol.ACCEPTED, notice_no, version=version, flags=list(notice.flags))
+    # written with the batch's other issues (``flush_issues``); the outcome is final unless the number is taken
+    outcome = Outcome(protocol.ACCEPTED, notice_no, version=1, flags=list(cmd.flags))
+    ctx.issues.append(
+        _BufferedIssue(
+            cmd=cmd,
+            actor=Actor(user_id=officer.id, device_id=ctx.device.id, label="device"),
+            outcome=outcome,
+            missing_photos=missing_photos,
+            duplicates=duplicates,
+            block_id=block.id if block is not None else None,
+            in_suspense=ctx.in_suspense(notice_no),
+        )
+    )
+    ctx.issue_numbers.add(notice_no)
+    if cmd.vehicle_plate is not None:
+        candidates = ctx.duplicate_candidates(cmd.vehicle_plate, observed_at)
+        candidates.append(
+            review_ops.Candidate(notice_no, cmd.vehicle_plate, code.code, observed_at, cmd.place_address, cmd.lat,
+                                 cmd.lon)
+        )  # fmt: skip
+    if ctx.issues[-1].in_suspense:
+        flush_issues(ctx)  # paid before the device synced: matched at once (DESIGN.md §4)
+    return outcome
+
+
+def flush_issues(ctx: PushContext) -> None:
+    """Write the buffered issues (``notice_ops.issue_notices``: a few statements for the lot), then what each one
+    accepted needs: photo waits, duplicate notes, block usage, suspense matching. An issue whose number turned out
+    taken becomes ``notice_no_taken``."""
+    if not ctx.issues:
+        return
+    buffered, ctx.issues, ctx.issue_numbers = ctx.issues, [], set()
+    session = ctx.session
+    ids = notice_ops.issue_notices(session, [(b.cmd, b.actor) for b in buffered], ctx.now, ctx.cipher)
+    for item in buffered:
+        notice_no = item.cmd.notice_no
+        notice_id = ids.get(notice_no)
+        if notice_id is None:
+            taken = _number_taken(notice_no)
+            item.outcome.status, item.outcome.version, item.outcome.flags = taken.status, None, []
+            item.outcome.problems = taken.problems
+            ctx.refused_issues.add(notice_no)
+            if ctx._candidates is not None and item.cmd.vehicle_plate in ctx._candidates:
+                plate_list = ctx._candidates[item.cmd.vehicle_plate]
+                plate_list[:] = [c for c in plate_list if not (c.notice_no == notice_no and c.id is None)]
+            continue
+        if item.block_id is not None:
+            ctx.used_in_blocks[item.block_id] = ctx.used_in_blocks.get(item.block_id, 0) + 1
+        if item.missing_photos:
+            evidence.await_photos(session, notice_id, item.missing_photos)
+        others = [c.id if c.id is not None else ids.get(c.notice_no) for c in item.duplicates]
+        if any(other is not None for other in others) or item.in_suspense:
+            notice = session.get(notice_ops.Notice, notice_id)
+            assert notice is not None
+            duplicates = [n for n in (session.get(notice_ops.Notice, i) for i in others if i is not None) if n]
+            if duplicates:
+                notice_ops.note_possible_duplicate(session, notice, duplicates, item.actor, ctx.now)
+            if item.in_suspense:
+                payment_ops.match_suspense(session, notice, Actor.system(), ctx.now)
 
 
 def _possible_duplicates(
-    ctx: PushContext, notice_no: str, loaded: dict[str, Any], observed_at: datetime
-) -> list[notice_ops.Notice]:
-    """Parking notices this one may duplicate (same plate and code, near in time and place; any device)."""
+    ctx: PushContext, notice_no: str, loaded: dict[str, Any], observed_at: datetime, code: ViolationCode
+) -> list[review_ops.Candidate]:
+    """Parking notices this one may duplicate (same plate and code, near in time and place; any device, this
+    batch's accepted issues included), oldest first."""
     if "vehicle" not in loaded:
         return []
     place = loaded["place"]
@@ -780,13 +911,17 @@ def _possible_duplicates(
         notice_no=notice_no,
         jurisdiction=ctx.device.jurisdiction,
         plate=loaded["vehicle"]["plate"],
-        violation_code=loaded["violation_code"],
+        violation_code=code.code,
         observed_at=observed_at,
         place_address=place["address"],
         lat=place.get("lat"),
         lon=place.get("lon"),
     )
-    return review_ops.possible_duplicates(ctx.session, probe)
+    candidates = ctx.duplicate_candidates(probe.plate, observed_at)
+    found = [
+        c for c in candidates if review_ops.may_duplicate(probe, c, code.dedupe_window_min, code.dedupe_distance_m)
+    ]
+    return sorted(found, key=lambda c: (c.observed_at, c.id is None, c.id or 0))
 
 
 def _qr_matches(ctx: PushContext, notice_no: str, loaded: dict[str, Any]) -> bool:
@@ -1108,6 +1243,7 @@ def force_process(
             link_generation=row.generation,
         )
         outcome = _apply(ctx, event, row.content_hash)
+        flush_issues(ctx)
     else:
         outcome = _rejected(storable(row.notice_no), "force_rejected", "event_id", cmd.reason)
     row.status = outcome.status
