@@ -15,6 +15,7 @@ from models import (  # noqa: F401  (register the tables)
     notices,
     payments,
     review,
+    rules,
     server_state,
     sync_store,
     users,
