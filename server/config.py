@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key", "gateway_key")
+_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key", "gateway_key", "registry_key", "approval_secret")
 
 
 class ConfigError(RuntimeError):
@@ -38,6 +38,18 @@ class Config:
     gateway_name: str = "sandbox"
     gateway_url: str = "http://127.0.0.1:5001"
     gateway_key: str = ""
+    # the vehicle registry (차적조회): base URL and the shared key requests are signed with (docs/registry.md)
+    registry_name: str = "sandbox"
+    registry_url: str = "http://127.0.0.1:5002"
+    registry_key: str = ""
+    # e-approval (전자결재): base URL, the shared secret of requests and callbacks, how far a callback's timestamp may
+    # be from our clock, and (sandbox only, make run) approving pending documents after this many seconds, 0 = never
+    # (docs/approval.md)
+    approval_name: str = "sandbox"
+    approval_url: str = "http://127.0.0.1:5003"
+    approval_secret: str = ""
+    approval_callback_window_seconds: int = 300
+    approval_auto_approve_seconds: int = 0
     # public base URL printed in payment QR codes (no trailing slash)
     pay_base_url: str = "http://127.0.0.1:5000"
     demo_password: str = "jingsu-demo"

@@ -46,6 +46,28 @@ def main() -> None:
         var = config.var_dir
         start_sandbox(gateway.port, config.gateway_key, var / "gateway-state.json", log_path=var / "gateway.log")
         print(f"payment gateway sandbox on {config.gateway_url} (log: {var / 'gateway.log'})")
+    # the vehicle registry and e-approval sandboxes, likewise (docs/registry.md, docs/approval.md)
+    from server.adapters import approval, registry
+
+    var = config.var_dir
+    reg = urlsplit(config.registry_url)
+    if reg.hostname in ("127.0.0.1", "localhost") and reg.port:
+        registry.start_sandbox(reg.port, config.registry_key, log_path=var / "registry.log")
+        print(f"vehicle registry sandbox on {config.registry_url} (demo plates: {config.registry_url}/demo)")
+    apv = urlsplit(config.approval_url)
+    if apv.hostname in ("127.0.0.1", "localhost") and apv.port:
+        approval.start_sandbox(
+            apv.port,
+            config.approval_secret,
+            var / "approval-state.json",
+            auto_approve_after=config.approval_auto_approve_seconds or None,
+            log_path=var / "approval.log",
+        )
+        auto = config.approval_auto_approve_seconds
+        print(
+            f"e-approval sandbox on {config.approval_url} (approver's inbox: {config.approval_url}/approvals"
+            + (f"; auto-approves after {auto} s)" if auto else ")")
+        )
     bind = env.get("JINGSU_BIND", "127.0.0.1:5000")
     print(
         f"\nJingsu on http://{bind}  (API docs: http://{bind}/docs, OpenAPI: http://{bind}/openapi.json)\n", flush=True

@@ -1,0 +1,582 @@
+"""Sandbox e-approval (전자결재): the dev/test stand-in for the office approval system, run as its own process.
+
+    python -m server.sandboxes.approval --host 127.0.0.1 --port 5003 --secret HEX [--state FILE]
+                                        [--auto-approve-after SECONDS] [--public-url URL]
+
+It speaks the contract of ``docs/approval.md`` over HTTP, as ``server.adapters.approval.HttpApproval`` expects: Jingsu
+submits a document with a signed request; an approver (결재권자) opens ``/approvals/<id>`` and approves or rejects it
+(or ``POST /approvals/<id>/decide`` with JSON); the service then POSTs a signed, timestamped callback to the
+document's ``callback_url``; Jingsu confirms with a signed status query.
+
+State lives in memory and, with ``--state FILE``, in a JSON file rewritten atomically after every change, so a
+restart keeps submissions, decisions and delivery attempts. ``--auto-approve-after N`` approves every pending
+submission N seconds after it arrived, for demos without a person at the approver's page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from flask import Flask, Response, render_template_string, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
+
+REQUEST_TIMESTAMP_HEADER = "X-Jingsu-Timestamp"
+REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
+CALLBACK_TIMESTAMP_HEADER = "X-Approval-Timestamp"
+CALLBACK_SIGNATURE_HEADER = "X-Approval-Signature"
+MAX_SKEW_S = 300
+CALLBACK_TIMEOUT_S = 10.0
+MAX_AMOUNT = 10**15
+AUTO_APPROVER = "자동결재(샌드박스)"
+STATE_VERSION = 1
+
+_ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
+_TYPE_RE = re.compile(r"^[a-z][a-z_]{0,39}$")
+DECISIONS = {"approve": "approved", "reject": "rejected"}
+
+
+# --- state ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    """A validated ``POST /v1/submissions`` body."""
+
+    title: str
+    document_type: str
+    reference_id: str
+    amount_total: int
+    count: int
+    requested_by: str
+    callback_url: str
+
+
+@dataclass
+class Submission:
+    """One document in the approval system; ``callback_body`` is the exact text of the decision callback."""
+
+    submission_id: str
+    title: str
+    document_type: str
+    reference_id: str
+    amount_total: int
+    count: int
+    requested_by: str
+    callback_url: str
+    submitted_at: str
+    submitted_ts: float
+    status: str = "pending"  # pending → approved | rejected
+    decided_by: str | None = None
+    decided_at: str | None = None
+    comment: str = ""
+    callback_body: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def request(self) -> NewSubmission:
+        return NewSubmission(
+            self.title,
+            self.document_type,
+            self.reference_id,
+            self.amount_total,
+            self.count,
+            self.requested_by,
+            self.callback_url,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The status-query answer and the callback body (docs/approval.md)."""
+        return {
+            "submission_id": self.submission_id,
+            "reference_id": self.reference_id,
+            "document_type": self.document_type,
+            "amount_total": self.amount_total,
+            "count": self.count,
+            "status": self.status,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+            "comment": self.comment,
+        }
+
+
+def _snapshot(sub: Submission) -> Submission:
+    return replace(sub, attempts=[dict(a) for a in sub.attempts])
+
+
+class SandboxError(Exception):
+    """A request answered with an error: ``status`` (HTTP), ``code`` (stable) and ``detail``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+def sign(key: bytes, timestamp: str, payload: bytes) -> str:
+    """Hex HMAC-SHA256 under ``key`` of ``"<timestamp>." + payload``: every signature of the contract."""
+    return hmac.new(key, timestamp.encode("ascii") + b"." + payload, hashlib.sha256).hexdigest()
+
+
+def check_signature(key: bytes, timestamp: str | None, signature: str | None, payload: bytes) -> None:
+    """Raise ``SandboxError(401, "bad_signature" | "stale_timestamp")`` unless the request is signed and fresh."""
+    if not timestamp or not signature or not timestamp.isascii() or not timestamp.isdigit():
+        raise SandboxError(401, "bad_signature", f"{REQUEST_TIMESTAMP_HEADER} and {REQUEST_SIGNATURE_HEADER} required")
+    expected = sign(key, timestamp, payload).encode()
+    if not hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace")):
+        raise SandboxError(401, "bad_signature", f"{REQUEST_SIGNATURE_HEADER} does not verify")
+    if abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        raise SandboxError(401, "stale_timestamp", f"{REQUEST_TIMESTAMP_HEADER} is more than {MAX_SKEW_S} s off")
+
+
+def utc_now() -> str:
+    """Now, UTC, ISO 8601 with offset and whole seconds."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+class SandboxApproval:
+    """The approval system's state machine: submissions by id and by reference id, under one lock, optionally kept
+    in a file. Callbacks are delivered outside the lock, so Jingsu may query the service while it handles one.
+    """
+
+    def __init__(self, key: bytes, state_path: Path | None = None) -> None:
+        if not key:
+            raise ValueError("the approval secret must not be empty")
+        self.key = key
+        self.state_path = state_path
+        self._lock = threading.Lock()
+        self._subs: dict[str, Submission] = {}
+        self._by_ref: dict[str, str] = {}
+        if state_path is not None and state_path.exists():
+            self._load(state_path)
+
+    def submit(self, new: NewSubmission) -> tuple[Submission, bool]:
+        """The submission for ``new.reference_id``, created if new; ``(submission, created)``.
+
+        Raises ``SandboxError(409, "reference_conflict")`` when the reference id exists with other content.
+        """
+        with self._lock:
+            existing = self._by_ref.get(new.reference_id)
+            if existing is not None:
+                sub = self._subs[existing]
+                if sub.request() != new:
+                    raise SandboxError(
+                        409, "reference_conflict", "this reference_id was already submitted with other content"
+                    )
+                return _snapshot(sub), False
+            sub = Submission(
+                submission_id=f"apv_{secrets.token_hex(12)}",
+                submitted_at=utc_now(),
+                submitted_ts=time.time(),
+                **asdict(new),
+            )
+            self._subs[sub.submission_id] = sub
+            self._by_ref[sub.reference_id] = sub.submission_id
+            self._save()
+            return _snapshot(sub), True
+
+    def get(self, submission_id: str) -> Submission:
+        """A snapshot. Raises ``SandboxError(404, "not_found")``."""
+        with self._lock:
+            return _snapshot(self._get(submission_id))
+
+    def all(self) -> list[Submission]:
+        """Every submission, newest first."""
+        with self._lock:
+            return [_snapshot(s) for s in sorted(self._subs.values(), key=lambda s: -s.submitted_ts)]
+
+    def attempts(self, submission_id: str) -> list[dict[str, Any]]:
+        """Every callback delivery attempt, oldest first. Raises ``SandboxError(404, "not_found")``."""
+        with self._lock:
+            return [dict(a) for a in self._get(submission_id).attempts]
+
+    def decide(self, submission_id: str, decision: str, approver: str, comment: str) -> tuple[Submission, bool]:
+        """Approve or reject a pending submission and call Jingsu back once; ``(submission, changed)``.
+
+        ``decision`` is "approve" or "reject". The same decision again changes nothing and sends nothing. Raises
+        ``SandboxError(404)``, ``SandboxError(409, "already_decided")`` for the other decision. A failed delivery
+        is recorded and does not undo the decision.
+        """
+        status = DECISIONS[decision]
+        with self._lock:
+            sub = self._get(submission_id)
+            if sub.status == status:
+                return _snapshot(sub), False
+            if sub.status != "pending":
+                raise SandboxError(409, "already_decided", f"the document is already {sub.status}")
+            sub.status, sub.decided_by, sub.decided_at, sub.comment = status, approver, utc_now(), comment
+            sub.callback_body = json.dumps(sub.public(), ensure_ascii=False, separators=(",", ":"))
+            self._save()
+            snapshot = _snapshot(sub)
+        self._deliver(snapshot)
+        return snapshot, True
+
+    def resend(self, submission_id: str) -> int | None:
+        """Deliver the decision callback again (same body, fresh timestamp and signature); Jingsu's HTTP status, or
+        None. Raises ``SandboxError(404)``, or ``SandboxError(409, "no_callback")`` while pending."""
+        sub = self.get(submission_id)
+        if sub.callback_body is None:
+            raise SandboxError(409, "no_callback", "the document is still pending: no callback was sent yet")
+        return self._deliver(sub)
+
+    def due_for_auto_approval(self, after: float) -> list[str]:
+        """Pending submissions that arrived at least ``after`` seconds ago."""
+        now = time.time()
+        with self._lock:
+            return [
+                s.submission_id for s in self._subs.values() if s.status == "pending" and now - s.submitted_ts >= after
+            ]
+
+    def _get(self, submission_id: str) -> Submission:
+        sub = self._subs.get(submission_id)
+        if sub is None:
+            raise SandboxError(404, "not_found", "no such submission")
+        return sub
+
+    def _deliver(self, sub: Submission) -> int | None:
+        assert sub.callback_body is not None
+        body = sub.callback_body.encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            CALLBACK_TIMESTAMP_HEADER: timestamp,
+            CALLBACK_SIGNATURE_HEADER: sign(self.key, timestamp, body),
+        }
+        attempt: dict[str, Any] = {"at": utc_now(), "status_code": None, "error": None}
+        try:
+            # trust_env=False: Jingsu is local in every sandbox setup; a proxy from the environment would get in the way
+            with httpx.Client(timeout=CALLBACK_TIMEOUT_S, trust_env=False) as client:
+                response = client.post(sub.callback_url, content=body, headers=headers)
+            attempt["status_code"] = response.status_code
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            attempt["error"] = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._subs[sub.submission_id].attempts.append(attempt)
+            self._save()
+        status_code: int | None = attempt["status_code"]
+        return status_code
+
+    def _save(self) -> None:
+        """Write the whole state atomically (caller holds the lock)."""
+        if self.state_path is None:
+            return
+        data = {"version": STATE_VERSION, "submissions": [asdict(s) for s in self._subs.values()]}
+        tmp = self.state_path.with_name(f"{self.state_path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.state_path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown state version {data.get('version')!r}")
+            subs = [Submission(**s) for s in data["submissions"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read the state file {path}: {exc}") from exc
+        for sub in subs:
+            self._subs[sub.submission_id] = sub
+            self._by_ref[sub.reference_id] = sub.submission_id
+
+
+def auto_approver(service: SandboxApproval, after: float, stop: threading.Event) -> threading.Thread:
+    """A daemon thread approving, as ``AUTO_APPROVER``, what has waited ``after`` seconds (until ``stop`` is set)."""
+
+    def run() -> None:
+        while not stop.wait(min(0.2, after)):
+            for submission_id in service.due_for_auto_approval(after):
+                try:
+                    service.decide(submission_id, "approve", AUTO_APPROVER, f"{after:g}초 후 자동 승인 (샌드박스)")
+                except SandboxError as exc:
+                    if exc.code != "already_decided":
+                        raise
+                    # a person rejected it in the meantime: their decision stands
+
+    thread = threading.Thread(target=run, name="auto-approver", daemon=True)
+    thread.start()
+    return thread
+
+
+# --- parsing --------------------------------------------------------------------------------------------------------
+
+
+def parse_submission(raw: bytes) -> NewSubmission:
+    """Validate a ``POST /v1/submissions`` body. Raises ``SandboxError(400, "invalid_request")`` naming the field."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SandboxError(400, "invalid_request", "the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise SandboxError(400, "invalid_request", "the body must be a JSON object")
+
+    def text(name: str, max_len: int) -> str:
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+            raise SandboxError(400, "invalid_request", f"{name}: a non-empty string of at most {max_len} characters")
+        return value
+
+    def number(name: str, low: int, high: int) -> int:
+        value = body.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise SandboxError(400, "invalid_request", f"{name}: an integer from {low} to {high}")
+        return value
+
+    document_type = text("document_type", 40)
+    if not _TYPE_RE.match(document_type):
+        raise SandboxError(400, "invalid_request", "document_type: lowercase letters and _, e.g. imposition_batch")
+    reference_id = text("reference_id", 64)
+    if not _ID_RE.match(reference_id):
+        raise SandboxError(400, "invalid_request", "reference_id: 1-64 printable ASCII characters, no spaces")
+    callback_url = text("callback_url", 2000)
+    parts = urlsplit(callback_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SandboxError(400, "invalid_request", "callback_url: an absolute http(s) URL is required")
+    return NewSubmission(
+        title=text("title", 200),
+        document_type=document_type,
+        reference_id=reference_id,
+        amount_total=number("amount_total", 0, MAX_AMOUNT),
+        count=number("count", 1, 10**9),
+        requested_by=text("requested_by", 64),
+        callback_url=callback_url,
+    )
+
+
+def parse_decision(form: dict[str, Any]) -> tuple[str, str, str]:
+    """``(decision, approver, comment)`` from the approver's form or JSON. Raises ``SandboxError(400)``."""
+    decision, approver, comment = form.get("decision"), form.get("approver"), form.get("comment", "")
+    if decision not in DECISIONS:
+        raise SandboxError(400, "invalid_request", "decision: approve or reject")
+    if not isinstance(approver, str) or not approver.strip() or len(approver) > 64:
+        raise SandboxError(400, "invalid_request", "approver: the approver's name, at most 64 characters")
+    if not isinstance(comment, str) or len(comment) > 1000:
+        raise SandboxError(400, "invalid_request", "comment: at most 1000 characters")
+    if decision == "reject" and not comment.strip():
+        raise SandboxError(400, "invalid_request", "comment: a reason is required to reject (반려 사유)")
+    return decision, approver.strip(), comment.strip()
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+# --- web ------------------------------------------------------------------------------------------------------------
+
+_PAGE = """<!doctype html>
+<html lang="ko">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · 전자결재 (샌드박스)</title>
+<style>
+ body { font-family: system-ui, "Apple SD Gothic Neo", "Noto Sans KR", sans-serif; margin: 0; background: #f4f5f7; }
+ main { max-width: 44rem; margin: 0 auto; padding: 1.5rem 1rem; }
+ .sandbox { display: inline-block; background: #fff3cd; color: #7a5b00; border-radius: .3rem; padding: .1rem .5rem;
+   font-size: .8rem; }
+ table, dl { background: #fff; border-radius: .6rem; padding: 1rem; width: 100%; }
+ dl { display: grid; grid-template-columns: auto 1fr; gap: .5rem 1rem; box-sizing: border-box; }
+ dt { color: #666; } dd { margin: 0; }
+ td, th { padding: .3rem .5rem; text-align: left; }
+ textarea, input { width: 100%; box-sizing: border-box; padding: .5rem; margin: .3rem 0 .8rem; }
+ button { padding: .7rem 1.4rem; font-size: 1rem; border-radius: .5rem; border: 0; margin-right: .5rem; }
+ .approve { background: #1b64da; color: #fff; } .reject { background: #e5e8eb; color: #333; }
+</style>
+</head>
+<body>
+<main>
+<p class="sandbox">전자결재 샌드박스 — 시험용입니다</p>
+<h1>{{ title }}</h1>
+{% if message %}<p>{{ message }}</p>{% endif %}
+{% if subs is not none %}
+<table>
+ <tr><th>상신일시</th><th>제목</th><th>건수</th><th>금액</th><th>상태</th></tr>
+ {% for s in subs %}
+ <tr><td>{{ s.submitted_at }}</td>
+  <td><a href="{{ url_for('document', submission_id=s.submission_id) }}">{{ s.title }}</a></td>
+  <td>{{ s.count }}</td><td>{{ "{:,}".format(s.amount_total) }}원</td><td>{{ labels[s.status] }}</td></tr>
+ {% else %}
+ <tr><td colspan="5">결재할 문서가 없습니다.</td></tr>
+ {% endfor %}
+</table>
+{% endif %}
+{% if sub %}
+<dl>
+ <dt>문서 종류</dt><dd>{{ sub.document_type }}</dd>
+ <dt>참조 번호</dt><dd>{{ sub.reference_id }}</dd>
+ <dt>기안자</dt><dd>{{ sub.requested_by }}</dd>
+ <dt>상신일시</dt><dd>{{ sub.submitted_at }}</dd>
+ <dt>건수</dt><dd>{{ sub.count }}건</dd>
+ <dt>금액 합계</dt><dd>{{ "{:,}".format(sub.amount_total) }}원</dd>
+ <dt>상태</dt><dd>{{ labels[sub.status] }}</dd>
+ {% if sub.decided_by %}<dt>결재권자</dt><dd>{{ sub.decided_by }} ({{ sub.decided_at }})</dd>
+ <dt>의견</dt><dd>{{ sub.comment }}</dd>{% endif %}
+</dl>
+{% if sub.status == "pending" %}
+<form method="post" action="{{ url_for('decide', submission_id=sub.submission_id) }}">
+ <label>결재권자 <input name="approver" required maxlength="64"></label>
+ <label>의견 (반려 시 필수) <textarea name="comment" maxlength="1000"></textarea></label>
+ <button type="submit" name="decision" value="approve" class="approve">승인</button>
+ <button type="submit" name="decision" value="reject" class="reject">반려</button>
+</form>
+{% endif %}
+<p><a href="{{ url_for('inbox') }}">결재함으로</a></p>
+{% endif %}
+</main>
+</body>
+</html>
+"""
+
+_LABELS = {"pending": "결재 대기", "approved": "승인", "rejected": "반려"}
+
+
+def create_app(service: SandboxApproval, *, public_url: str | None = None) -> Flask:
+    """The sandbox's Flask app over ``service``; ``public_url`` is the base of ``approval_url`` (default: the host
+    Jingsu called)."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    key = service.key
+
+    def signed(payload: bytes) -> None:
+        check_signature(
+            key, request.headers.get(REQUEST_TIMESTAMP_HEADER), request.headers.get(REQUEST_SIGNATURE_HEADER), payload
+        )
+
+    def signed_path(method: str, submission_id: str, suffix: str = "") -> None:
+        signed(f"{method} /v1/submissions/{quote(submission_id, safe='')}{suffix}".encode())
+
+    def page(title: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("sub", None)
+        context.setdefault("subs", None)
+        html = render_template_string(_PAGE, title=title, labels=_LABELS, **context)
+        return Response(html, status=status, mimetype="text/html")
+
+    @app.errorhandler(SandboxError)
+    def _sandbox_error(exc: SandboxError) -> Response:
+        if request.path.startswith("/approvals") and not request.is_json:
+            return page("결재할 수 없습니다", exc.status, message=exc.detail)
+        return json_response({"code": exc.code, "detail": exc.detail}, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return json_response({"code": code, "detail": exc.description or ""}, exc.code or 500)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok", "pid": os.getpid()})
+
+    @app.post("/v1/submissions")
+    def submit() -> Response:
+        raw = request.get_data(cache=False)
+        signed(raw)
+        sub, created = service.submit(parse_submission(raw))
+        base = public_url.rstrip("/") if public_url else request.host_url.rstrip("/")
+        return json_response(
+            {
+                "submission_id": sub.submission_id,
+                "status": sub.status,
+                "approval_url": f"{base}/approvals/{sub.submission_id}",
+            },
+            201 if created else 200,
+        )
+
+    @app.get("/v1/submissions/<submission_id>")
+    def status(submission_id: str) -> Response:
+        signed_path("GET", submission_id)
+        return json_response(service.get(submission_id).public())
+
+    @app.post("/v1/submissions/<submission_id>/callbacks")
+    def resend(submission_id: str) -> Response:
+        signed_path("POST", submission_id, "/callbacks")
+        return json_response({"delivered": service.resend(submission_id)})
+
+    @app.get("/v1/submissions/<submission_id>/callbacks")
+    def attempts(submission_id: str) -> Response:
+        signed_path("GET", submission_id, "/callbacks")
+        return json_response(service.attempts(submission_id))
+
+    @app.get("/approvals")
+    def inbox() -> Response:
+        return page("결재함", subs=service.all())
+
+    @app.get("/approvals/<submission_id>")
+    def document(submission_id: str) -> Response:
+        sub = service.get(submission_id)
+        return page(sub.title, sub=sub)
+
+    @app.post("/approvals/<submission_id>/decide")
+    def decide(submission_id: str) -> Response:
+        form = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+        decision, approver, comment = parse_decision(form if isinstance(form, dict) else {})
+        sub, _changed = service.decide(submission_id, decision, approver, comment)
+        if request.is_json:
+            return json_response(sub.public())
+        return Response(status=303, headers={"Location": f"/approvals/{quote(submission_id, safe='')}"})
+
+    return app
+
+
+# --- process --------------------------------------------------------------------------------------------------------
+
+
+def _hex_key(value: str) -> bytes:
+    try:
+        key = bytes.fromhex(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("the secret must be hex") from exc
+    if not key:
+        raise argparse.ArgumentTypeError("the secret must not be empty")
+    return key
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the sandbox until interrupted; prints ``approval sandbox on http://host:port`` once it is listening."""
+    parser = argparse.ArgumentParser(
+        prog="python -m server.sandboxes.approval", description="Sandbox e-approval (전자결재)."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5003, help="0 picks a free port (printed)")
+    parser.add_argument("--secret", type=_hex_key, required=True, help="the shared secret, hex")
+    parser.add_argument("--state", type=Path, help="keep submissions in this JSON file across restarts")
+    parser.add_argument(
+        "--auto-approve-after", type=float, default=0.0, help="approve pending documents after this many seconds"
+    )
+    parser.add_argument("--public-url", help="base URL of the approver's pages as people see it")
+    args = parser.parse_args(argv)
+
+    try:
+        service = SandboxApproval(args.secret, args.state)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    app = create_app(service, public_url=args.public_url)
+    server = make_server(args.host, args.port, app, threaded=True)
+    stop = threading.Event()
+    if args.auto_approve_after > 0:
+        auto_approver(service, args.auto_approve_after, stop)
+    print(f"approval sandbox on http://{args.host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
