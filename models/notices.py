@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,12 +22,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     func,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import bulk, ledger
@@ -184,9 +184,13 @@ def issue_notices(
         firsts.setdefault(cmd.notice_no, (cmd, actor))
     if not firsts:
         return {}
-    # through the connection, not the ORM: one multi-row INSERT (insertmanyvalues), no identity map to fill
-    stmt = pg_insert(Notice).on_conflict_do_nothing(index_elements=["notice_no"]).returning(Notice.notice_no, Notice.id)
-    rows = session.connection().execute(stmt, [_notice_values(cmd, now, cipher) for cmd, _ in firsts.values()])
+    rows = bulk.insert_returning(
+        session,
+        cast(Table, Notice.__table__),
+        [_notice_values(cmd, now, cipher) for cmd, _ in firsts.values()],
+        returning=("notice_no", "id"),
+        conflict_column="notice_no",
+    )
     inserted: dict[str, int] = {notice_no: notice_id for notice_no, notice_id in rows}
     done = [(cmd, actor, inserted[cmd.notice_no]) for cmd, actor in firsts.values() if cmd.notice_no in inserted]
     if not done:

@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models import bulk, evidence
 from models import devices as device_ops
-from models import evidence
 from models import notices as notice_ops
 from models import payments as payment_ops
 from models import review as review_ops
@@ -569,7 +569,8 @@ def push(
     if ctx.used_in_blocks:
         device_ops.mark_numbers_used(session, ctx.used_in_blocks)
     if new_rows:
-        session.execute(insert(SyncEvent), new_rows)
+        columns = list(new_rows[0])
+        bulk.copy_rows(session, "sync_events", columns, ([row[c] for c in columns] for row in new_rows))
     session.flush()
 
     for index, row in resent:
