@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hmac
+import json
 import math
 import re
 import uuid
@@ -198,9 +199,26 @@ def _storable_text(text: str) -> str:
 MAX_DEPTH = 32  # no event of the protocol nests deeper than 4; deeper would only exhaust the stack
 
 
-def unstorable_paths(value: Any, path: str = "", depth: int = 0) -> list[str]:
+def unstorable_paths(value: Any) -> list[str]:
     """Dotted paths of what JSON carries but PostgreSQL or UTF-8 cannot store: NUL or a lone surrogate in a string
     or a key, a non-finite number (``NaN``, ``Infinity``); and of a value nested deeper than ``MAX_DEPTH``."""
+    return [] if _surely_storable(value) else _unstorable_paths(value)
+
+
+def _surely_storable(value: Any) -> bool:
+    """One pass of the C encoder instead of a walk in Python: no NaN (it raises), no NUL (escaped as ``\u0000``),
+    no lone surrogate, and fewer brackets than ``MAX_DEPTH`` (so not nested too deeply). ``False`` only means
+    "look closer"."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, check_circular=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    if "\\u0000" in text or _SURROGATE.search(text) is not None:
+        return False
+    return text.count("{") + text.count("[") < MAX_DEPTH
+
+
+def _unstorable_paths(value: Any, path: str = "", depth: int = 0) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict | list) and depth >= MAX_DEPTH:
         found.append(path or "body")
@@ -211,10 +229,10 @@ def unstorable_paths(value: Any, path: str = "", depth: int = 0) -> list[str]:
             if isinstance(key, str) and _bad_text(key):
                 found.append(where)
             else:
-                found.extend(unstorable_paths(item, where, depth + 1))
+                found.extend(_unstorable_paths(item, where, depth + 1))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found.extend(unstorable_paths(item, f"{path}.{index}" if path else str(index), depth + 1))
+            found.extend(_unstorable_paths(item, f"{path}.{index}" if path else str(index), depth + 1))
     elif isinstance(value, str):
         if _bad_text(value):
             found.append(path or "body")
