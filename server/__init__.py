@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 
 from models.base import Clock
 from server.config import Config
-from server.runtime import Runtime
+from server.runtime import Runtime, close_request_session
 
 
 def create_app(
@@ -62,6 +62,7 @@ def create_app(
     from server import errors
 
     errors.register(app)
+    app.teardown_request(close_request_session)
 
     @app.before_request
     def _request_id() -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import jwt
 from flask import g, request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.base import Actor, Scope
@@ -159,14 +160,17 @@ def device(fn: F) -> F:
         principal = _token_principal()
         if principal.kind != DEVICE or not principal.device_id:
             raise ApiError(401, "token_invalid", "this route needs a device token")
-        with runtime().sessions() as session:
-            found = session.get(Device, principal.device_id)
-            if found is None:
-                raise ApiError(401, "token_invalid", "the token names an unknown device")
-            if found.status == REVOKED:
-                raise ApiError(403, "device_revoked", "this device has been revoked")
-            if found.jurisdiction != principal.jurisdiction:
-                raise ApiError(403, "forbidden_jurisdiction", "the officer is not of this device's jurisdiction")
+        # checked in the request's own transaction, which the handler's unit of work then continues
+        session = g.request_session = runtime().sessions()
+        found = session.execute(
+            select(Device.status, Device.jurisdiction).where(Device.id == principal.device_id)
+        ).first()
+        if found is None:
+            raise ApiError(401, "token_invalid", "the token names an unknown device")
+        if found.status == REVOKED:
+            raise ApiError(403, "device_revoked", "this device has been revoked")
+        if found.jurisdiction != principal.jurisdiction:
+            raise ApiError(403, "forbidden_jurisdiction", "the officer is not of this device's jurisdiction")
         g.principal = principal
         check_json_body()
         return fn(*args, **kwargs)

@@ -93,6 +93,13 @@ class Runtime:
         )
 
 
+def close_request_session(_exc: BaseException | None = None) -> None:
+    """Teardown: a transaction opened for the request's checks that no unit of work took over is rolled back."""
+    session = g.pop("request_session", None)
+    if session is not None:
+        session.close()
+
+
 def runtime() -> Runtime:
     found: Runtime = current_app.extensions["jingsu"]
     return found
@@ -102,7 +109,8 @@ def runtime() -> Runtime:
 def unit_of_work() -> Iterator[Session]:
     """One transaction: committed on success, rolled back on error (a domain error may ask to keep its changes,
     e.g. a failed sign-in's counter)."""
-    session = runtime().sessions()
+    # a device route's check already opened the request's transaction (``server.auth.device``): continue it
+    session = g.pop("request_session", None) or runtime().sessions()
     g.session = session
     try:
         yield session

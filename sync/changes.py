@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
-from models.devices import ACTIVE, Device, NumberBlock, number_block_data
+from models.devices import ACTIVE, NumberBlock, number_block_data
 from models.errors import Conflict, Forbidden, InvalidInput
-from models.feed import SCOPE_ALL, ChangeLog, device_scope, jurisdiction_scope
+from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
 from models.jurisdictions import Jurisdiction
 from models.server_state import bump_epoch, get_state
 
@@ -84,6 +84,44 @@ def _settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a pull needs to know before it reads the feed, read in one statement."""
+
+    epoch: str
+    feed_floor_id: int
+    newest_change: int
+    jurisdiction: str
+    status: str
+    live_blocks: int
+    newest_block: int
+
+
+_SNAPSHOT = text(
+    """
+    SELECT s.epoch, s.feed_floor_id,
+           coalesce((SELECT max(id) FROM change_log), 0),
+           d.jurisdiction, d.status,
+           (SELECT count(*) FROM number_blocks b
+             WHERE b.device_id = d.id AND b.status = :active AND b.expires_at > :now
+               AND b.used_count < b.last_serial - b.first_serial + 1),
+           coalesce((SELECT max(id) FROM number_blocks b WHERE b.device_id = d.id AND b.status = :active), 0)
+    FROM server_state AS s, devices AS d
+    WHERE s.id = 1 AND d.id = :device_id
+    """
+)
+
+
+def _snapshot(session: Session, device_id: str, now: datetime) -> _Snapshot:
+    """The server state, the device, and its blocks, in one round trip (the empty pull is the hot path)."""
+    row = session.execute(_SNAPSHOT, {"device_id": device_id, "now": now, "active": ACTIVE}).first()
+    if row is None:
+        get_state(session)  # the state row is created on first use; the device is then what is missing
+        device_ops.get_device(session, device_id)
+        row = session.execute(_SNAPSHOT, {"device_id": device_id, "now": now, "active": ACTIVE}).one()
+    return _Snapshot(*row)
+
+
 def pull(
     session: Session, device_id: str, cursor_text: str | None, limit: int, now: datetime, settings: PullSettings
 ) -> dict[str, Any]:
@@ -92,32 +130,32 @@ def pull(
     Tops the device up with number blocks first (in this transaction), so new blocks are in this response.
     Raises ``ResetRequired``, ``InvalidInput`` (undecodable cursor) and ``Forbidden(device_revoked)``.
     """
-    state = get_state(session)
-    if cursor_text is None:
-        cursor = Cursor(state.epoch, 0, 0, 0, "")
+    cursor = None if cursor_text is None else Cursor.decode(cursor_text)
+    snap = _snapshot(session, device_id, now)
+    epoch = snap.epoch
+    if cursor is None:
+        cursor = Cursor(epoch, 0, 0, 0, "")
     else:
-        cursor = Cursor.decode(cursor_text)
-        if cursor.epoch != state.epoch:
+        if cursor.epoch != epoch:
             raise ResetRequired("the server's sync epoch changed; push what is unsynced, then pull from no cursor")
-        newest = session.scalar(select(func.max(ChangeLog.id))) or 0
-        if cursor.id > newest:
+        if cursor.id > snap.newest_change:
             # a cursor from the future: this database was restored from a backup older than the cursor
             bump_epoch(session)
             raise ResetRequired(
                 "the database was restored: push what is unsynced, then pull from no cursor", keep_changes=True
             )
-        if cursor.id < state.feed_floor_id:
+        if cursor.id < snap.feed_floor_id:
             raise ResetRequired(
                 "the cursor is older than the feed keeps; push what is unsynced, then pull from no cursor"
             )
 
-    device = device_ops.get_device(session, device_id)
-    if device.status == device_ops.REVOKED:
+    if snap.status == device_ops.REVOKED:
         raise Forbidden("this device has been revoked", code="device_revoked")
-    if len(device_ops.live_blocks(session, device.id, now)) < settings.min_live_blocks:
+    newest_block = snap.newest_block
+    if snap.live_blocks < settings.min_live_blocks:
         # only a pull that must allocate locks the device (and writes): the usual empty pull is a pure read
         device = device_ops.get_device(session, device_id, for_update=True)
-        device_ops.top_up_blocks(
+        added = device_ops.top_up_blocks(
             session,
             device,
             now,
@@ -126,7 +164,9 @@ def pull(
             expiry=settings.block_expiry,
             watermarks=settings.watermarks,
         )
-    if cursor_text is not None and state.epoch != cursor.epoch:
+        newest_block = max([newest_block, *(block.id for block in added)])
+        epoch = get_state(session).epoch
+    if cursor_text is not None and epoch != cursor.epoch:
         # the allocator found the database restored and started a new epoch: this cursor may point past changes
         # the restored database never had. Keep the new epoch (and the blocks), refuse the page.
         raise ResetRequired(
@@ -134,12 +174,12 @@ def pull(
         )
 
     changes: list[dict[str, Any]] = []
-    device_settings = {**settings.device_settings, **_office_of(session, device)}
+    device_settings = {**settings.device_settings, **_office_of(session, snap.jurisdiction)}
     settings_hash = _settings_hash(device_settings)
     if settings_hash != cursor.settings_hash:
         changes.append({"entity": "device_settings", "op": "upsert", "key": "settings", "data": device_settings})
     block_id = cursor.block_id
-    for block in _new_blocks(session, device, block_id):
+    for block in _new_blocks(session, device_id, block_id) if newest_block > block_id else []:
         changes.append(
             {"entity": "number_block", "op": "upsert", "key": str(block.id), "data": number_block_data(block)}
         )
@@ -157,7 +197,7 @@ def pull(
             """
         ),
         {
-            "scopes": [SCOPE_ALL, jurisdiction_scope(device.jurisdiction), device_scope(device.id)],
+            "scopes": [SCOPE_ALL, jurisdiction_scope(snap.jurisdiction), device_scope(device_id)],
             "txid": cursor.txid,
             "id": cursor.id,
             "limit": limit + 1,
@@ -169,15 +209,15 @@ def pull(
     for row in rows:
         changes.append({"entity": row.entity, "op": row.op, "key": row.key, "data": row.data})
         txid, last_id = row.txid, row.id
-    next_cursor = Cursor(state.epoch, txid, last_id, block_id, settings_hash)
-    return {"epoch": state.epoch, "next_cursor": next_cursor.encode(), "has_more": has_more, "changes": changes}
+    next_cursor = Cursor(epoch, txid, last_id, block_id, settings_hash)
+    return {"epoch": epoch, "next_cursor": next_cursor.encode(), "has_more": has_more, "changes": changes}
 
 
-def _new_blocks(session: Session, device: Device, after_id: int) -> list[NumberBlock]:
+def _new_blocks(session: Session, device_id: str, after_id: int) -> list[NumberBlock]:
     return list(
         session.scalars(
             select(NumberBlock)
-            .where(NumberBlock.device_id == device.id, NumberBlock.id > after_id, NumberBlock.status == ACTIVE)
+            .where(NumberBlock.device_id == device_id, NumberBlock.id > after_id, NumberBlock.status == ACTIVE)
             .order_by(NumberBlock.id)
         )
     )
@@ -186,11 +226,11 @@ def _new_blocks(session: Session, device: Device, after_id: int) -> list[NumberB
 _OFFICES: dict[str, dict[str, Any]] = {}  # per process: jurisdictions' names and addresses change only by release
 
 
-def _office_of(session: Session, device: Device) -> dict[str, Any]:
+def _office_of(session: Session, jurisdiction: str) -> dict[str, Any]:
     """The issuing office printed on the device's slips (its jurisdiction, with the city's name before it)."""
-    cached = _OFFICES.get(device.jurisdiction)
+    cached = _OFFICES.get(jurisdiction)
     if cached is None:
-        cached = _OFFICES[device.jurisdiction] = _load_office(session, device.jurisdiction)
+        cached = _OFFICES[jurisdiction] = _load_office(session, jurisdiction)
     return cached
 
 
