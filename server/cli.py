@@ -34,6 +34,29 @@ def register(app: Flask) -> None:
             epoch = bump(session)
         click.echo(f"sync epoch is now {epoch}")
 
+    compact_feed_command(app)
+
+
+def compact_feed_command(app: Flask) -> None:
+    @app.cli.command("compact-feed")
+    def compact_feed() -> None:
+        """Remove replaced changes and old tombstones from the device feed; raise the feed floor past them."""
+        from models.feed import compact
+
+        rt = runtime()
+        c = rt.config
+        with unit_of_work() as session:
+            done = compact(
+                session,
+                rt.clock(),
+                tombstone_age=timedelta(days=c.tombstone_days),
+                superseded_age=timedelta(days=c.superseded_days),
+            )
+        click.echo(f"{'removed':<22} {'rows':>10}")
+        click.echo(f"{'replaced changes':<22} {done.superseded:>10,}")
+        click.echo(f"{'tombstones':<22} {done.tombstones:>10,}")
+        click.echo(f"feed floor is now id {done.feed_floor_id} (older cursors get reset_required)")
+
 
 def load_demo_and_describe() -> list[str]:
     """Load demo data in one transaction; the lines to print (logins and enrollment codes)."""

@@ -72,6 +72,10 @@ class Config:
     min_live_blocks: int = 2
     retention_days: int = 30
     tombstone_days: int = 90
+    # a device may stay offline this long and still continue its cursor (tombstones must outlive it)
+    max_offline_days: int = 60
+    # a change replaced by a later one of the same entity is compacted away after this many days
+    superseded_days: int = 7
     printer_width_mm: int = 80
     pull_default_limit: int = 500
     pull_max_limit: int = 1000
@@ -118,6 +122,11 @@ class Config:
             url_file = config.var_dir / "database_url"
             if url_file.exists():
                 config = replace(config, database_url=url_file.read_text().strip())
+        if config.tombstone_days <= config.max_offline_days:
+            raise ConfigError(
+                "JINGSU_TOMBSTONE_DAYS must exceed JINGSU_MAX_OFFLINE_DAYS: a device offline that long must still "
+                "see every delete"
+            )
         config = config._with_secrets()
         if config.pay_base_url.endswith("/"):
             config = replace(config, pay_base_url=config.pay_base_url.rstrip("/"))
