@@ -35,6 +35,7 @@ def register(app: Flask) -> None:
         click.echo(f"sync epoch is now {epoch}")
 
     compact_feed_command(app)
+    worker_command(app)
 
 
 def compact_feed_command(app: Flask) -> None:
@@ -56,6 +57,28 @@ def compact_feed_command(app: Flask) -> None:
         click.echo(f"{'replaced changes':<22} {done.superseded:>10,}")
         click.echo(f"{'tombstones':<22} {done.tombstones:>10,}")
         click.echo(f"feed floor is now id {done.feed_floor_id} (older cursors get reset_required)")
+
+
+def worker_command(app: Flask) -> None:
+    @app.cli.command("worker")
+    @click.option("--once", is_flag=True, help="run every job once, print what each did, and exit")
+    @click.option("--job", "names", multiple=True, help="only these jobs (repeatable)")
+    def worker(once: bool, names: tuple[str, ...]) -> None:
+        """Run the periodic jobs (suspense sweep, feed compaction …); one worker leads, others stand by."""
+        from server.worker import JOBS, run_forever, run_once, table
+
+        unknown = set(names) - {job.name for job in JOBS}
+        if unknown:
+            raise click.BadParameter(f"no such job: {', '.join(sorted(unknown))}", param_hint="--job")
+        jobs = [job for job in JOBS if not names or job.name in names]
+        if once:
+            outcomes = run_once(jobs)
+            for line in table(outcomes):
+                click.echo(line)
+            if not all(o.ok for o in outcomes):
+                raise SystemExit(1)
+            return
+        run_forever(jobs)
 
 
 def load_demo_and_describe() -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session
 
 from server.config import ROOT, Config
@@ -203,6 +203,18 @@ def db_session(engine: Engine) -> Iterator[Session]:
             yield session
         finally:
             session.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A Connection in an outer transaction that is rolled back after the test (an app bound to it commits to
+    savepoints)."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            yield conn
+        finally:
             outer.rollback()
 
 

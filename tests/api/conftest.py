@@ -1,6 +1,6 @@
 """Fixtures for API tests: the real app, in process, inside a transaction that is rolled back after each test.
 
-connection  function  a Connection in an outer transaction that is rolled back after the test
+connection  function  (tests/conftest.py) a Connection in an outer transaction rolled back after the test
 app         function  create_app(test_config, bind=connection): each request's unit of work commits to a
                       savepoint (Runtime uses join_transaction_mode="create_savepoint" for a Connection bind)
 client      function  httpx.Client over WSGITransport on ``app``; base_url http://localhost, so payment QR URLs
@@ -14,20 +14,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from server import create_app
 from server.config import Config
-
-
-@pytest.fixture
-def connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        outer = conn.begin()
-        try:
-            yield conn
-        finally:
-            outer.rollback()
 
 
 @pytest.fixture

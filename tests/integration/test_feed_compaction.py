@@ -163,13 +163,3 @@ def test_the_compact_feed_command_prints_what_it_removed(connection: Connection,
 
 def _ago(days: int) -> datetime:
     return NOW - timedelta(days=days)
-
-
-@pytest.fixture
-def connection(engine: Engine):
-    with engine.connect() as conn:
-        outer = conn.begin()
-        try:
-            yield conn
-        finally:
-            outer.rollback()
