@@ -222,3 +222,21 @@ def in_suspense_among(session: Session, notice_nos: Iterable[str]) -> set[str]:
             )
         )
     )
+
+
+def sweep_suspense(session: Session, now: datetime) -> int:
+    """Match open suspense payments whose notice has arrived since (a payment and the push of its notice that
+    committed at the same moment each missed the other); the worker runs it every minute. Returns how many."""
+    waiting = session.scalars(
+        select(SuspensePayment.notice_no)
+        .where(SuspensePayment.status == "open", SuspensePayment.notice_no.is_not(None))
+        .distinct()
+        .order_by(SuspensePayment.notice_no)
+    ).all()
+    matched = 0
+    for notice_no in waiting:
+        assert notice_no is not None
+        notice = notices.find_notice(session, notice_no, for_update=True)
+        if notice is not None:
+            matched += match_suspense(session, notice, Actor.system(), now)
+    return matched
