@@ -78,6 +78,9 @@ def worker_command(app: Flask) -> None:
             if not all(o.ok for o in outcomes):
                 raise SystemExit(1)
             return
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         run_forever(jobs)
 
 

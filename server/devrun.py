@@ -68,6 +68,14 @@ def main() -> None:
             f"e-approval sandbox on {config.approval_url} (approver's inbox: {config.approval_url}/approvals"
             + (f"; auto-approves after {auto} s)" if auto else ")")
         )
+    # the background worker (server/worker.py): suspense sweep, feed compaction …; in this process group, so
+    # Ctrl-C stops it with the server
+    import subprocess
+
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    worker_log = (config.var_dir / "worker.log").open("ab")
+    subprocess.Popen([flask, "--app", "wsgi", "worker"], env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+    print(f"background worker started (log: {config.var_dir / 'worker.log'})")
     bind = env.get("JINGSU_BIND", "127.0.0.1:5000")
     print(
         f"\nJingsu on http://{bind}  (API docs: http://{bind}/docs, OpenAPI: http://{bind}/openapi.json)\n", flush=True
