@@ -5,6 +5,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# axe-core (accessibility checks in the browser tests), from the npm registry, pinned
+AXE_VERSION := 4.14.1
+AXE := var/npm/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
 LINT_PATHS := server sync models pda_client printing tests
 
@@ -24,14 +27,17 @@ $(STAMP): requirements.txt
 run: venv
 	$(PY) -m server.devrun
 
-test: venv
+$(AXE):
+	npm install --silent --no-audit --no-fund --no-save --prefix var/npm/axe-core-$(AXE_VERSION) axe-core@$(AXE_VERSION)
+
+test: venv $(AXE)
 	@$(MAKE) --no-print-directory lint
 	@if [ -z "$${DATABASE_URL:-}" ]; then \
 		DATABASE_URL="$$($(PY) -m server.embedded_db url)" || exit 1; \
 		export DATABASE_URL; \
 		echo "DATABASE_URL unset: using the embedded PostgreSQL at $$DATABASE_URL"; \
 	fi; \
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	JINGSU_AXE_JS="$(CURDIR)/$(AXE)" $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -1,0 +1,67 @@
+"""A citizen scans the slip's QR with a phone and pays (issue 6's browser proof): for a notice the device already
+synced, and for one still waiting on the device. Real gunicorn, the gateway sandbox process, Debian's chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.e2e.test_story import clerk_notice, gateway, server  # noqa: F401  (fixtures: sandbox and server)
+from tests.support.device import Device, staff_token
+
+
+def pay_by_phone(phone: Any, axe: Any, qr: str, label: str) -> str:
+    """Open the QR, press 납부하기, approve at the gateway, come back; returns the text of the last page."""
+    phone.goto(qr)
+    axe(phone, f"{label}-landing")
+    due = phone.locator("#due-today").inner_text()
+    phone.locator("#pay").click()
+    phone.wait_for_load_state()
+    assert "결제하기" in phone.content(), "the gateway's payment page"
+    phone.get_by_role("button", name="결제하기").click()
+    phone.wait_for_url("**/done**")
+    axe(phone, f"{label}-done")
+    return f"{due}\n{phone.locator('main').inner_text()}"
+
+
+def test_scan_to_pay_a_synced_notice_on_a_phone(server, phone, axe) -> None:  # noqa: F811
+    api = httpx.Client(base_url=server.url, timeout=15)
+    device = Device.enrolled(api, "11110")
+    event = device.issue_parking(plate="12가3456")
+    device.push_ok([event])
+
+    shown = pay_by_phone(phone, axe, event["data"]["qr"], "synced")
+
+    assert "32,000원" in shown
+    clerk = staff_token(api, "clerk.11110")
+    assert clerk_notice(api, clerk, event["notice_no"])["status"] == "paid"
+    # the page after paying shows the plate only masked
+    phone.goto(event["data"]["qr"])
+    assert "납부가 완료되었습니다" in phone.content()
+    assert "12가3456" not in phone.content()
+
+
+def test_scan_to_pay_a_notice_the_device_has_not_synced_yet(server, phone, axe) -> None:  # noqa: F811
+    api = httpx.Client(base_url=server.url, timeout=15)
+    device = Device.enrolled(api, "11110")
+    event = device.issue_parking(plate="34나5678")  # printed in the street; the device is still offline
+
+    phone.goto(event["data"]["qr"])
+    assert "전송 대기 중" in phone.content()
+    shown = pay_by_phone(phone, axe, event["data"]["qr"], "unsynced")
+    assert "32,000원" in shown
+
+    device.push_ok([event])  # the device comes back: the money waiting in suspense is matched at once
+    clerk = staff_token(api, "clerk.11110")
+    assert clerk_notice(api, clerk, event["notice_no"])["status"] == "paid"
+
+
+def test_the_accessibility_check_fails_a_page_with_a_serious_violation(phone, axe) -> None:
+    phone.set_content('<html lang="ko"><body><main><button id="x"></button></main></body></html>')
+    try:
+        axe(phone, "known-bad")
+    except AssertionError as exc:
+        assert "button-name" in str(exc)
+    else:
+        raise AssertionError("axe let a nameless button through")
