@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -117,7 +118,12 @@ def format_notice_no(jurisdiction: str, year2: str | int, serial: int) -> str:
 
 def parse_notice_no(value: Any) -> NoticeNo | None:
     """Parse a notice number; ``None`` when it is not 15 digits with a valid check digit."""
-    if not isinstance(value, str) or not _NOTICE_NO_RE.fullmatch(value):  # fullmatch: "$" also matches before "\n"
+    return _parse_notice_no(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)  # a sync batch asks about the same numbers several times
+def _parse_notice_no(value: str) -> NoticeNo | None:
+    if not _NOTICE_NO_RE.fullmatch(value):  # fullmatch: "$" also matches before "\n"
         return None
     if luhn_check_digit(value[:14]) != value[14]:
         return None

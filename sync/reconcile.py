@@ -344,6 +344,14 @@ class PushContext:
     # live parking notices by plate, this batch's accepted ones included (``None``: to be read again)
     _candidates: dict[str, list[review_ops.Candidate]] | None = None
     _max_window: int | None = None
+    _unstorable: dict[int, list[str]] = field(default_factory=dict)  # id(event) → its unstorable paths
+
+    def unstorable(self, event: dict[str, Any]) -> list[str]:
+        """``unstorable_paths`` of a pushed event, worked out once (the event is applied, then stored)."""
+        key = id(event)
+        if key not in self._unstorable:
+            self._unstorable[key] = unstorable_paths(event)
+        return self._unstorable[key]
 
     @property
     def generation(self) -> int:
@@ -658,7 +666,7 @@ def _conflict_result(event: dict[str, Any], code: str, message: str) -> dict[str
 def _row(
     ctx: PushContext, event: dict[str, Any], content_hash: str, outcome: Outcome, *, is_link: bool, decided: bool = True
 ) -> dict[str, Any]:
-    bad = unstorable_paths(event)
+    bad = ctx.unstorable(event)
     stored = event
     if bad:
         # kept as near to what was sent as the database allows; the mark makes it rejected if it is applied later
@@ -733,7 +741,7 @@ def _common_flags(ctx: PushContext, event: dict[str, Any], data: dict[str, Any],
 
 
 def _apply(ctx: PushContext, event: dict[str, Any], content_hash: str) -> Outcome:
-    bad = event[_UNSTORABLE_MARK] if _UNSTORABLE_MARK in event else unstorable_paths(event)
+    bad = event[_UNSTORABLE_MARK] if _UNSTORABLE_MARK in event else ctx.unstorable(event)
     if bad:
         paths = bad if isinstance(bad, list) and all(isinstance(p, str) for p in bad) else [_UNSTORABLE_MARK]
         notice_no = _notice_no_of(event)
