@@ -341,8 +341,11 @@ class PushContext:
     # accepted issues not yet written: ``flush_issues`` writes them together (before anything reads them back)
     issues: list[_BufferedIssue] = field(default_factory=list)
     issue_numbers: set[str] = field(default_factory=set)
-    # live parking notices by plate, this batch's accepted ones included (``None``: to be read again)
+    written: dict[str, int] = field(default_factory=dict)  # notice number → id of the issues this push wrote
+    # live parking notices of the batch's plates as read from the database (``None``: to be read again) …
     _candidates: dict[str, list[review_ops.Candidate]] | None = None
+    # … and the issues this batch accepted since, by plate (written or not yet)
+    _accepted: dict[str, list[review_ops.Candidate]] = field(default_factory=dict)
     _max_window: int | None = None
     _unstorable: dict[int, list[str]] = field(default_factory=dict)  # id(event) → its unstorable paths
 
@@ -421,7 +424,8 @@ class PushContext:
         return [h for h in dict.fromkeys(hashes) if h in self._missing_photos]
 
     def duplicate_candidates(self, plate: str, observed_at: datetime) -> list[review_ops.Candidate]:
-        """Live notices with ``plate`` near ``observed_at``: read once for every plate of the batch."""
+        """Live notices with ``plate`` near ``observed_at``, this batch's accepted issues included: the database is
+        read once for every plate of the batch."""
         if self._max_window is None:
             self._max_window = review_ops.max_dedupe_window_min(self.session)
         window = timedelta(minutes=self._max_window)
@@ -435,17 +439,24 @@ class PushContext:
                 ):
                     found[candidate.plate].append(candidate)
             self._candidates = found
-        if plate not in self._candidates:  # an event released from the hold queue
-            self._candidates[plate] = review_ops.duplicate_candidates(
+        stored = self._candidates.get(plate)
+        if stored is None:  # an event released from the hold queue: not among the batch's plates
+            stored = review_ops.duplicate_candidates(
                 self.session, self.device.jurisdiction, [plate], observed_at - window, observed_at + window
             )
-        return self._candidates[plate]
+        merged = {c.notice_no: c for c in self._accepted.get(plate, [])}
+        merged.update({c.notice_no: c for c in stored})  # once written, the database's row (with its id) wins
+        return list(merged.values())
+
+    def accepted(self, candidate: review_ops.Candidate) -> None:
+        self._accepted.setdefault(candidate.plate, []).append(candidate)
 
     def notices_changed(self) -> None:
         """Something other than an issue is about to change notices: write the buffered issues first, and read
         duplicate candidates again afterwards."""
         flush_issues(self)
         self._candidates = None
+        self._accepted = {}
 
     def in_suspense(self, notice_no: str) -> bool:
         if self._in_suspense is None:
@@ -880,8 +891,7 @@ def _issued(
     )
     ctx.issue_numbers.add(notice_no)
     if cmd.vehicle_plate is not None:
-        candidates = ctx.duplicate_candidates(cmd.vehicle_plate, observed_at)
-        candidates.append(
+        ctx.accepted(
             review_ops.Candidate(notice_no, cmd.vehicle_plate, code.code, observed_at, cmd.place_address, cmd.lat,
                                  cmd.lon)
         )  # fmt: skip
@@ -899,6 +909,7 @@ def flush_issues(ctx: PushContext) -> None:
     buffered, ctx.issues, ctx.issue_numbers = ctx.issues, [], set()
     session = ctx.session
     ids = notice_ops.issue_notices(session, [(b.cmd, b.actor) for b in buffered], ctx.now, ctx.cipher)
+    ctx.written.update(ids)
     for item in buffered:
         notice_no = item.cmd.notice_no
         notice_id = ids.get(notice_no)
@@ -907,15 +918,15 @@ def flush_issues(ctx: PushContext) -> None:
             item.outcome.status, item.outcome.version, item.outcome.flags = taken.status, None, []
             item.outcome.problems = taken.problems
             ctx.refused_issues.add(notice_no)
-            if ctx._candidates is not None and item.cmd.vehicle_plate in ctx._candidates:
-                plate_list = ctx._candidates[item.cmd.vehicle_plate]
-                plate_list[:] = [c for c in plate_list if not (c.notice_no == notice_no and c.id is None)]
+            plate = item.cmd.vehicle_plate
+            if plate is not None and plate in ctx._accepted:  # never a notice: nothing can duplicate it
+                ctx._accepted[plate] = [c for c in ctx._accepted[plate] if c.notice_no != notice_no]
             continue
         if item.block_id is not None:
             ctx.used_in_blocks[item.block_id] = ctx.used_in_blocks.get(item.block_id, 0) + 1
         if item.missing_photos:
             evidence.await_photos(session, notice_id, item.missing_photos)
-        others = [c.id if c.id is not None else ids.get(c.notice_no) for c in item.duplicates]
+        others = [c.id if c.id is not None else ctx.written.get(c.notice_no) for c in item.duplicates]
         if any(other is not None for other in others) or item.in_suspense:
             notice = session.get(notice_ops.Notice, notice_id)
             assert notice is not None

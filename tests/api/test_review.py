@@ -149,6 +149,36 @@ def test_the_same_plate_and_code_near_in_time_and_place_on_another_device_is_fla
     assert review_numbers(client, clerk, flag="possible_duplicate") == [second["notice_no"]]
 
 
+def test_two_notices_of_one_plate_in_one_batch_and_one_after_a_void_in_it_are_possible_duplicates(
+    client, device, clerk
+):
+    """Issues of a batch are written together: the later ones still see the earlier ones, across the void that
+    makes the push write what it holds before it goes on."""
+    unrelated = device.issue_parking(plate="77허7777")
+    device.push_ok([unrelated])
+    first = device.issue_parking(plate="88허8888", observed_at=now_kst() - timedelta(minutes=10))
+    second = device.issue_parking(plate="88허8888", observed_at=now_kst() - timedelta(minutes=5))
+    void = device.void(unrelated["notice_no"])
+    third = device.issue_parking(plate="88허8888")
+
+    results = device.push_ok([first, second, void, third])["results"]
+
+    assert [(r["status"], r["flags"]) for r in results] == [
+        ("accepted", []),
+        ("accepted", ["possible_duplicate"]),
+        ("accepted", []),
+        ("accepted", ["possible_duplicate"]),
+    ]
+    timeline = {
+        n: [{"what": t["what"], **(t["detail"] or {})} for t in notice(client, clerk, n)["timeline"]]
+        for n in (first["notice_no"], second["notice_no"], third["notice_no"])
+    }
+    assert {"what": "possible_duplicate", "of": first["notice_no"]} in timeline[second["notice_no"]]
+    assert {"what": "possible_duplicate", "of": first["notice_no"]} in timeline[third["notice_no"]]
+    assert {"what": "possible_duplicate", "of": second["notice_no"]} in timeline[third["notice_no"]]
+    assert {"what": "possible_duplicate", "by": third["notice_no"]} in timeline[second["notice_no"]]
+
+
 def _far(event: dict[str, Any], metres: float) -> None:
     event["data"]["place"]["lat"] += metres / 111_195  # one degree of latitude is 111.195 km
 
