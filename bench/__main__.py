@@ -8,6 +8,9 @@ machine-readable line.
 - device issuance: ``pda_client.device.issue`` (number, amounts, QR, chain, one durable SQLite transaction) vs a bare
   durable SQLite insert of the same event text
 
+Then the citizen documents (``bench/print.py``, also ``python -m bench.print``: A4 notices into one PDF vs the same
+pages without QR, ESC/POS 사전통지 and 영수증), with their own table and machine-readable line.
+
 Then the sync path over HTTP (``bench/sync.py``, also ``python -m bench.sync``: push ingestion vs PostgreSQL COPY of
 the same rows, empty pulls), with its own table and machine-readable line, which ends the output; ``python -m bench
 --no-sync`` leaves it out.
@@ -160,6 +163,11 @@ def main() -> None:
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print(" ".join(f"{k}={v:.3f}" for k, v in results.items()))
+    print("citizen documents (bench/print.py) …", file=sys.stderr, flush=True)
+    from bench import print as print_bench
+
+    print()
+    print_bench.main([])
     if "--no-sync" not in sys.argv[1:]:
         print("sync over HTTP (bench/sync.py) …", file=sys.stderr, flush=True)
         from bench import sync as sync_bench

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from printing.slip import Field, Slip, slip_content
+from printing.slip import Field, Slip, SlipContent, slip_content
 from printing.wrap import wrap_text
 
 ENCODING = "cp949"
@@ -111,8 +111,18 @@ def render_escpos(slip: Slip, width_mm: int = 80) -> bytes:
     """
     if width_mm not in PAPER:
         raise ValueError(f"unsupported paper width {width_mm} mm; supported: {sorted(PAPER)}")
+    return render_escpos_content(slip_content(slip), width_mm)
+
+
+def render_escpos_content(content: SlipContent, width_mm: int = 80) -> bytes:
+    """Any slip-shaped content (``SlipContent``: the parking slip, or the documents of ``printing.documents``) as
+    one ESC/POS job, laid out exactly as ``render_escpos`` lays out a slip. ``content.qr_text`` must be ASCII.
+
+    Raises ``ValueError`` for a width without a ``PAPER`` profile.
+    """
+    if width_mm not in PAPER:
+        raise ValueError(f"unsupported paper width {width_mm} mm; supported: {sorted(PAPER)}")
     paper = PAPER[width_mm]
-    content = slip_content(slip)
     out = _Job(paper.columns)
 
     out.raw(INIT + KANJI_ON)

@@ -52,15 +52,31 @@ def render_pdf(
     """
     if layout not in ("receipt", "a4"):
         raise ValueError(f"unknown layout {layout!r}; use 'receipt' or 'a4'")
+    contents = (slip_content(slip) for slip in slips)
+    return render_content_pdf(contents, layout=layout, progress=progress, font_path=font_path)
+
+
+def render_content_pdf(
+    contents: Iterable[SlipContent],
+    *,
+    layout: Layout = "receipt",
+    progress: Progress | None = None,
+    font_path: str | Path | None = None,
+    title: str = "과태료 고지",
+) -> bytes:
+    """Any slip-shaped content (``SlipContent``) as ``render_pdf`` renders slips: a page each, same layouts,
+    same errors; ``title`` is the PDF's document title."""
+    if layout not in ("receipt", "a4"):
+        raise ValueError(f"unknown layout {layout!r}; use 'receipt' or 'a4'")
     font = reportlab_font(find_font(font_path))
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=True)
-    canvas.setTitle("과태료 고지")
+    # our font in the page preamble too: otherwise reportlab names Helvetica there, a font no page embeds
+    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=True, initialFontName=font)
+    canvas.setTitle(title)
     canvas.setCreator("Jingsu printing")
     pen = _Pen(canvas, font)
     pages = 0
-    for slip in slips:
-        content = slip_content(slip)
+    for content in contents:
         if layout == "a4":
             _draw_a4(pen, content)
         else:
@@ -152,6 +168,9 @@ class _Pen:
         self.canvas.transform(module, 0, 0, -module, left, upper)
         self.canvas.addLiteral(f"0 g\n{runs}f")
         self.canvas.restoreState()
+
+
+Pen = _Pen  # the same pen draws the A4 window-envelope documents (printing.a4)
 
 
 def _draw_receipt(pen: _Pen, content: SlipContent) -> None:

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from printing.fonts import find_font, pil_font
 from printing.layout import QrItem, RuleItem, TextItem, layout_receipt
 from printing.qr import QUIET_ZONE_MODULES, qr_image, qr_matrix
-from printing.slip import Slip, slip_content
+from printing.slip import Slip, SlipContent, slip_content
 
 MIN_WIDTH_PX = 384  # 58 mm paper
 MIN_MODULE_PX = 4  # smallest module that phone cameras and zxing decode reliably from a preview
@@ -30,8 +30,15 @@ def render_png(slip: Slip, width_px: int = 576, *, font_path: str | Path | None 
     """
     if width_px < MIN_WIDTH_PX:
         raise ValueError(f"width_px must be at least {MIN_WIDTH_PX}")
+    return render_content_png(slip_content(slip), width_px, font_path=font_path)
+
+
+def render_content_png(content: SlipContent, width_px: int = 576, *, font_path: str | Path | None = None) -> bytes:
+    """Any slip-shaped content (``SlipContent``) as the PNG preview ``render_png`` makes of a slip: same layout,
+    same QR rules, same errors."""
+    if width_px < MIN_WIDTH_PX:
+        raise ValueError(f"width_px must be at least {MIN_WIDTH_PX}")
     font_file = find_font(font_path)
-    content = slip_content(slip)
 
     modules = qr_matrix(content.qr_text).size + 2 * QUIET_ZONE_MODULES
     module_px = max(MIN_MODULE_PX, min(MAX_MODULE_PX, int(width_px * QR_WIDTH_SHARE) // modules))
