@@ -99,27 +99,56 @@ class _Snapshot:
 
 _SNAPSHOT = text(
     """
-    SELECT s.epoch, s.feed_floor_id,
-           coalesce((SELECT max(id) FROM change_log), 0),
-           d.jurisdiction, d.status,
-           (SELECT count(*) FROM number_blocks b
-             WHERE b.device_id = d.id AND b.status = :active AND b.expires_at > :now
-               AND b.used_count < b.last_serial - b.first_serial + 1),
-           coalesce((SELECT max(id) FROM number_blocks b WHERE b.device_id = d.id AND b.status = :active), 0)
-    FROM server_state AS s, devices AS d
-    WHERE s.id = 1 AND d.id = :device_id
+    WITH snap AS (
+        SELECT s.epoch, s.feed_floor_id,
+               coalesce((SELECT max(id) FROM change_log), 0) AS newest_change,
+               d.id AS device_id, d.jurisdiction, d.status,
+               (SELECT count(*) FROM number_blocks b
+                 WHERE b.device_id = d.id AND b.status = :active AND b.expires_at > :now
+                   AND b.used_count < b.last_serial - b.first_serial + 1) AS live_blocks,
+               coalesce((SELECT max(id) FROM number_blocks b WHERE b.device_id = d.id AND b.status = :active), 0)
+                 AS newest_block
+        FROM server_state AS s, devices AS d
+        WHERE s.id = 1 AND d.id = :device_id
+    )
+    SELECT snap.epoch, snap.feed_floor_id, snap.newest_change, snap.jurisdiction, snap.status, snap.live_blocks,
+           snap.newest_block, c.id, c.txid, c.entity, c.key, c.op, c.data
+    FROM snap LEFT JOIN LATERAL (
+        SELECT id, txid, entity, key, op, data FROM change_log
+        WHERE scope = ANY(ARRAY[:scope_all, :jurisdiction_prefix || snap.jurisdiction, :device_scope])
+          AND (txid, id) > (:txid, :id)
+          AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        ORDER BY txid, id
+        LIMIT :limit
+    ) AS c ON true
+    ORDER BY c.txid, c.id
     """
 )
 
 
-def _snapshot(session: Session, device_id: str, now: datetime) -> _Snapshot:
-    """The server state, the device, and its blocks, in one round trip (the empty pull is the hot path)."""
-    row = session.execute(_SNAPSHOT, {"device_id": device_id, "now": now, "active": ACTIVE}).first()
-    if row is None:
+def _read(
+    session: Session, device_id: str, now: datetime, after: tuple[int, int], limit: int
+) -> tuple[_Snapshot, list[Any]]:
+    """The server state, the device, its blocks and up to ``limit`` changes after ``after`` in its scope: one
+    statement, one snapshot of the database (the empty pull is the hot path)."""
+    params = {
+        "device_id": device_id,
+        "now": now,
+        "active": ACTIVE,
+        "scope_all": SCOPE_ALL,
+        "jurisdiction_prefix": jurisdiction_scope(""),
+        "device_scope": device_scope(device_id),
+        "txid": after[0],
+        "id": after[1],
+        "limit": limit,
+    }
+    rows = session.execute(_SNAPSHOT, params).all()
+    if not rows:
         get_state(session)  # the state row is created on first use; the device is then what is missing
         device_ops.get_device(session, device_id)
-        row = session.execute(_SNAPSHOT, {"device_id": device_id, "now": now, "active": ACTIVE}).one()
-    return _Snapshot(*row)
+        rows = session.execute(_SNAPSHOT, params).all()
+    snap = _Snapshot(*rows[0][:7])
+    return snap, [row[7:] for row in rows if row[7] is not None]
 
 
 def pull(
@@ -131,7 +160,8 @@ def pull(
     Raises ``ResetRequired``, ``InvalidInput`` (undecodable cursor) and ``Forbidden(device_revoked)``.
     """
     cursor = None if cursor_text is None else Cursor.decode(cursor_text)
-    snap = _snapshot(session, device_id, now)
+    after = (0, 0) if cursor is None else (cursor.txid, cursor.id)
+    snap, rows = _read(session, device_id, now, after, limit + 1)
     epoch = snap.epoch
     if cursor is None:
         cursor = Cursor(epoch, 0, 0, 0, "")
@@ -185,30 +215,12 @@ def pull(
         )
         block_id = block.id
 
-    rows = session.execute(
-        text(
-            """
-            SELECT id, txid, entity, key, op, data FROM change_log
-            WHERE scope = ANY(:scopes)
-              AND (txid, id) > (:txid, :id)
-              AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-            ORDER BY txid, id
-            LIMIT :limit
-            """
-        ),
-        {
-            "scopes": [SCOPE_ALL, jurisdiction_scope(snap.jurisdiction), device_scope(device_id)],
-            "txid": cursor.txid,
-            "id": cursor.id,
-            "limit": limit + 1,
-        },
-    ).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
     txid, last_id = cursor.txid, cursor.id
-    for row in rows:
-        changes.append({"entity": row.entity, "op": row.op, "key": row.key, "data": row.data})
-        txid, last_id = row.txid, row.id
+    for change_id, change_txid, entity, key, op, data in rows:
+        changes.append({"entity": entity, "op": op, "key": key, "data": data})
+        txid, last_id = change_txid, change_id
     next_cursor = Cursor(epoch, txid, last_id, block_id, settings_hash)
     return {"epoch": epoch, "next_cursor": next_cursor.encode(), "has_more": has_more, "changes": changes}
 
