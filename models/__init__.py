@@ -6,10 +6,12 @@ Knows nothing of Flask or HTTP. Operations take a Session plus a typed command a
 """
 
 from models import (  # noqa: F401  (register the tables)
+    arrears,
     catalog,
     devices,
     evidence,
     feed,
+    fines,
     jurisdictions,
     ledger,
     notices,

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models import ledger, notices
+from models import arrears, fines, ledger, notices
 from models.base import Actor, Base
 from sync.protocol import seoul_date
 
@@ -132,30 +132,34 @@ def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice,
     assert receivable is not None, "every accepted notice has a receivable"
     assert payment.approved_at is not None
     paid_on = seoul_date(payment.approved_at)
+    # an overdue receivable is caught up to the day of payment first: its surcharges accrued until then
+    arrears.catch_up_receivable(session, receivable.id, paid_on, actor)
     owed = ledger.balance(session, receivable.id)
     source = f"payment:{payment.gateway}:{payment.txn_id}"
     # 자진납부 감경 (질서위반행위규제법 §18): the reduced amount paid within the opinion period ends the case;
-    # the statutory reduction posts with the payment, no approval needed
+    # the statutory reduction posts with the payment, no approval needed. The terms (price, last day) are the fine
+    # case's: the later of the slip's and the 사전통지's deadline, after a hardship reduction the combined price
+    terms = fines.self_payment_terms(session, notice, paid_on)
     if (
-        notice.status in notices.PAYABLE
-        and paid_on <= notice.opinion_deadline
-        and owed == notice.amount
-        and payment.amount == notice.reduced_amount
-        and notice.reduced_amount < notice.amount
+        terms is not None
+        and notice.status in notices.PAYABLE
+        and owed == terms.owed
+        and payment.amount == terms.reduced
     ):
         ledger.post(
             session,
             receivable,
-            ledger.Post(ledger.PRINCIPAL, "reduction", -(notice.amount - notice.reduced_amount), paid_on, source,
-                        "자진납부 감경"),
+            ledger.Post(ledger.PRINCIPAL, "reduction", -(terms.owed - terms.reduced), paid_on, source, terms.memo),
             actor,
-        )  # fmt: skip
+        )
     ledger.allocate_payment(session, receivable, payment.amount, paid_on, source, actor)
+    arrears.after_payment(session, receivable, paid_on, actor)  # a paid plate leaves the hotlist at once
     payment.receivable_id = receivable.id
     payment.status = POSTED
     session.flush()
     if notice.status in notices.PAYABLE and ledger.balance(session, receivable.id) <= 0:
         notices.mark_paid(session, notice, payment.approved_at, actor, now)
+        fines.note_paid(session, notice, actor, now)  # the fine case ends paid
     else:
         # a partial payment, or money for a notice that was voided or cancelled meanwhile (an overpayment to refund)
         notices.note_payment(session, notice, payment.amount, payment.approved_at, actor)

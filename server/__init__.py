@@ -50,9 +50,11 @@ def create_app(
     from server import payments_web
 
     api.register_blueprint(payments_web.api)
-    from server.api import numbers
+    from server.api import arrears, fines, numbers
 
     api.register_blueprint(numbers.blp)
+    api.register_blueprint(arrears.blp)
+    api.register_blueprint(fines.blp)
     app.register_blueprint(payments_web.bp)
     from server import pages
 

@@ -21,6 +21,8 @@ from models.crypto import PiiCipher
 from models.devices import AFTER_COMMIT
 from models.errors import DomainError
 from models.users import LockoutPolicy
+from server.adapters import approval as approval_adapter
+from server.adapters import registry as registry_adapter
 from server.adapters.watermarks import FileWatermarks
 from server.config import Config
 from sync.changes import PullSettings
@@ -80,6 +82,14 @@ class Runtime:
             "tombstone_days": c.tombstone_days,
             "block_size": c.block_size,
         }
+
+    def registry(self) -> registry_adapter.VehicleRegistry:
+        """The vehicle registry (차적조회) the configuration names; the sandbox by default (docs/registry.md)."""
+        return registry_adapter.from_config(self.config)
+
+    def approval(self) -> approval_adapter.ApprovalService:
+        """The e-approval service (전자결재) the configuration names; the sandbox by default (docs/approval.md)."""
+        return approval_adapter.from_config(self.config)
 
     @property
     def pull_settings(self) -> PullSettings:

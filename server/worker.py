@@ -1,4 +1,5 @@
-"""The background worker: ``flask --app wsgi worker`` runs the periodic jobs (DESIGN.md §2).
+"""The background worker: ``flask --app wsgi worker`` runs the periodic jobs (DESIGN.md §2): the suspense sweep,
+the owner lookups behind the 사전통지, the business date with the arrears steps and the hotlist, feed compaction.
 
 Each job is a domain step that is safe to repeat (idempotent), run in its own transaction every ``every``. Several
 workers may run (on several machines): one of them leads, holding a PostgreSQL advisory lock on its own connection
@@ -58,8 +59,27 @@ def _sweep_suspense(session: Session, now: datetime, rt: Runtime) -> str:
     return f"{matched} suspense payments matched to notices that arrived"
 
 
+def _arrears_steps(session: Session, now: datetime, rt: Runtime) -> str:
+    from models import arrears
+    from models.base import Actor
+
+    return arrears.advance_to_today(session, now, Actor.system()).summary()
+
+
+def _lookup_owners(session: Session, now: datetime, rt: Runtime) -> str:
+    from models import fines
+
+    report = fines.lookup_owners(session, rt.registry(), rt.cipher, now)
+    return (
+        f"{report.looked_up} plates looked up, {len(report.noticed)} 사전통지 sent, "
+        f"{len(report.not_registered)} not registered"
+    )
+
+
 JOBS: tuple[Job, ...] = (
     Job("sweep-suspense", timedelta(minutes=1), _sweep_suspense),
+    Job("lookup-owners", timedelta(minutes=5), _lookup_owners),
+    Job("arrears-steps", timedelta(hours=1), _arrears_steps),
     Job("compact-feed", timedelta(days=1), _compact_feed),
 )
 

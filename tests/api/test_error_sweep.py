@@ -42,6 +42,8 @@ UNKNOWN_NOTICE_NOS = [
     "9" * 300,
 ]
 
+UNKNOWN_IDS = ["999999999999", "0", "-1", "not-a-number", "%00", "9" * 300]  # receivable and hold ids
+
 
 class World:
     """What a route needs to be called by the right person: tokens and real ids, made on first use."""
@@ -136,6 +138,85 @@ ROUTES: dict[tuple[str, str], Route] = {
         path_ids={"event_id": lambda w: UNKNOWN_DEVICE_IDS[0]},
         unknown_ids={"event_id": UNKNOWN_DEVICE_IDS},
         body=lambda w: {"action": "reject", "reason": "시험"},
+    ),
+    # the fine case after sync (models.fines): an unknown notice is a 404 after the token and the body
+    ("GET", "/api/v1/fines/{notice_no}"): Route(
+        "clerk",
+        path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
+        unknown_ids={"notice_no": UNKNOWN_NOTICE_NOS},
+    ),
+    ("GET", "/api/v1/notices/{notice_no}/timeline"): Route(
+        "clerk",
+        path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
+        unknown_ids={"notice_no": UNKNOWN_NOTICE_NOS},
+    ),
+    **{
+        ("POST", f"/api/v1/fines/{{notice_no}}/{action}"): Route(
+            "clerk",
+            path_ids={"notice_no": lambda w: UNKNOWN_NOTICE_NOS[0]},
+            unknown_ids={"notice_no": UNKNOWN_NOTICE_NOS},
+            body=body,
+        )
+        for action, body in (
+            ("opinions", lambda w: {"summary": "위반 사실이 없습니다"}),
+            ("opinion-decision", lambda w: {"decision": "reject", "reason": "이유 없음"}),
+            ("hardship", lambda w: {"grounds": ["minor"], "reason": "미성년자"}),
+            ("cancel", lambda w: {"reason": "직권취소"}),
+            ("imposition-receipt", lambda w: {"received_on": "2026-11-25"}),
+            ("objection", lambda w: {"filed_on": "2026-11-25", "reason": "이의제기"}),
+            ("objection-withdrawal", lambda w: {"reason": "취하"}),
+            ("referral", lambda w: {"court": "서울중앙지방법원", "reason": "법원 통보"}),
+            ("court-decision", lambda w: {"outcome": "dismissed", "decided_on": "2026-11-25", "reason": "불처벌"}),
+        )
+    },
+    ("POST", "/api/v1/owner-lookups"): Route("clerk", body=lambda w: {"channel": "mail"}),
+    ("POST", "/api/v1/imposition-batches"): Route("clerk", body=lambda w: {"jurisdiction": "11110"}),
+    **{
+        (method, path): Route(
+            "clerk",
+            path_ids={"batch_id": lambda w: "999999999"},
+            unknown_ids={"batch_id": ["999999999", "abc", "%00", "9" * 300]},
+        )
+        for method, path in (
+            ("GET", "/api/v1/imposition-batches/{batch_id}"),
+            ("POST", "/api/v1/imposition-batches/{batch_id}/refresh"),
+        )
+    },
+    ("GET", "/api/v1/court-referrals/overdue"): Route("clerk"),
+    # the e-approval service's signed callback: no valid signature in the sweep, so a 401 (or 404 for a wrong name)
+    ("POST", "/api/v1/approvals/callbacks/{approval_name}"): Route(
+        "public",
+        path_ids={"approval_name": lambda w: "sandbox"},
+        unknown_ids={"approval_name": ["no-such-service", "%00"]},
+    ),
+    # arrears (체납): the business date and its steps (admin), a receivable's arrears and holds, the hotlist refresh
+    ("GET", "/api/v1/business-date"): Route("clerk"),
+    ("POST", "/api/v1/business-date"): Route("admin", body=lambda w: {"business_date": "2030-01-31"}),
+    ("POST", "/api/v1/arrears/steps/daily"): Route("admin", body=lambda w: {"business_date": "2026-01-01"}),
+    ("POST", "/api/v1/arrears/steps/month"): Route("admin", body=lambda w: {"business_date": "2026-01-01"}),
+    ("POST", "/api/v1/arrears/hotlist/refresh"): Route("clerk", body=lambda w: {"jurisdiction": "11110"}),
+    ("GET", "/api/v1/receivables/{receivable_id}/arrears"): Route(
+        "clerk", path_ids={"receivable_id": lambda w: UNKNOWN_IDS[0]}, unknown_ids={"receivable_id": UNKNOWN_IDS}
+    ),
+    ("GET", "/api/v1/receivables/{receivable_id}/holds"): Route(
+        "clerk", path_ids={"receivable_id": lambda w: UNKNOWN_IDS[0]}, unknown_ids={"receivable_id": UNKNOWN_IDS}
+    ),
+    ("POST", "/api/v1/receivables/{receivable_id}/holds"): Route(
+        "clerk",
+        path_ids={"receivable_id": lambda w: UNKNOWN_IDS[0]},
+        unknown_ids={"receivable_id": UNKNOWN_IDS},
+        body=lambda w: {
+            "kind": "installment",
+            "starts_on": "2030-01-01",
+            "installments": [{"due_on": "2030-02-01", "amount": 20_000}],
+            "basis": "분납",
+        },
+    ),
+    ("POST", "/api/v1/holds/{hold_id}/end"): Route(
+        "clerk",
+        path_ids={"hold_id": lambda w: UNKNOWN_IDS[0]},
+        unknown_ids={"hold_id": UNKNOWN_IDS},
+        body=lambda w: {"reason": "default"},
     ),
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}

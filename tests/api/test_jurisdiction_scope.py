@@ -86,9 +86,24 @@ def seen_one_by_one(client: httpx.Client, headers: dict[str, str], issued: Issue
     return seen
 
 
+def seen_in_the_timeline(client: httpx.Client, headers: dict[str, str], issued: Issued) -> set[str]:
+    unknown = client.get(f"/api/v1/notices/{NEVER_ISSUED}/timeline", headers=headers)
+    assert unknown.status_code == 404
+    seen = set()
+    for number in (issued.parking, issued.person):
+        response = client.get(f"/api/v1/notices/{number}/timeline", headers=headers)
+        if response.status_code == 200:
+            assert response.json()["notice_no"] == number
+            seen.add(number)
+        else:
+            assert response.json() == unknown.json()
+    return seen
+
+
 NOTICE_ROUTES: dict[tuple[str, str], Callable[[httpx.Client, dict[str, str], Issued], set[str]]] = {
     ("GET", "/api/v1/notices"): seen_in_the_list,
     ("GET", "/api/v1/notices/{notice_no}"): seen_one_by_one,
+    ("GET", "/api/v1/notices/{notice_no}/timeline"): seen_in_the_timeline,
 }
 
 

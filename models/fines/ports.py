@@ -1,0 +1,64 @@
+"""What the fine operations need of the adapters (``server.adapters`` implements them; ``models`` never imports
+``server``): the vehicle registry and an e-approval decision.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Protocol
+
+# --- adapters the operations need (server.adapters implements them; models never imports server) --------------------
+
+
+class RegistryAddress(Protocol):
+    @property
+    def postal_code(self) -> str: ...
+    @property
+    def line1(self) -> str: ...
+    @property
+    def line2(self) -> str: ...
+
+
+class RegistryOwner(Protocol):
+    """An owner as the registry answered (``server.adapters.registry.Owner``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def rrn(self) -> str | None: ...
+    @property
+    def business_no(self) -> str | None: ...
+    @property
+    def address(self) -> RegistryAddress: ...
+    @property
+    def vehicle_type(self) -> str: ...
+
+
+class OwnerRegistry(Protocol):
+    """The vehicle registry as ``lookup_owners`` uses it (``server.adapters.registry.VehicleRegistry``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def lookup(self, plate: str, on: date) -> RegistryOwner | None: ...
+
+
+class Decision(Protocol):
+    """An e-approval decision as the service confirmed it (``server.adapters.approval.ApprovalDecision``)."""
+
+    @property
+    def submission_id(self) -> str: ...
+    @property
+    def reference_id(self) -> str: ...
+    @property
+    def document_type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def decided_by(self) -> str | None: ...
+    @property
+    def decided_at(self) -> datetime | None: ...
+
+    def as_dict(self) -> dict[str, Any]: ...

@@ -1,0 +1,362 @@
+"""Back office, ``/api/v1``: arrears (체납, DESIGN.md §3 step 5–6, §5) — the business date and its steps, relief holds
+(분납, 징수유예) on a receivable, a receivable's arrears view, and the plate-seizure hotlist refresh.
+
+Refusal order: 401/403 token and role, 422/400 body, 404 receivable or hold (or outside the caller's scope), 409
+``invalid_transition`` (or ``business_date_backwards``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from models import arrears
+from models.errors import NotFound
+from server import auth
+from server.api.schemas import JURISDICTION
+from server.runtime import runtime, unit_of_work
+from sync.schemas import Text
+
+blp = Blueprint("arrears", __name__, url_prefix="/api/v1", description="Arrears: business date, holds, hotlist")
+
+READERS = ("admin", "clerk", "approver", "auditor")
+DECIDERS = ("admin", "clerk")
+OPERATORS = ("admin",)  # the business date and the steps are city-wide
+_ID = re.compile(r"[1-9][0-9]{0,17}")  # a path id a BIGINT column can hold
+# dates the engine accepts: beyond them no statutory period is computed (an input bound, not a rule of law)
+DATES = validate.Range(min=date(2000, 1, 1), max=date(2999, 12, 31))
+
+
+# --- schemas (shape only) -------------------------------------------------------------------------------------------
+
+
+class BusinessDateOut(Schema):
+    business_date = fields.Date()
+
+
+class AdvanceRequest(Schema):
+    business_date = fields.Date(required=True, validate=DATES)
+
+
+class StepRequest(Schema):
+    business_date = fields.Date(required=True, validate=DATES, metadata={"description": "at most the business date"})
+
+
+class StepReportOut(Schema):
+    business_date = fields.Date()
+    receivables = fields.Integer()
+    posted = fields.Integer()
+    skipped = fields.Integer()
+    amount = fields.Integer()
+    defaults = fields.Integer()
+
+
+class InstallmentIn(Schema):
+    due_on = fields.Date(required=True, validate=DATES)
+    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000_000))
+
+
+class HoldRequest(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf((arrears.INSTALLMENT, arrears.DEFERRAL)))
+    starts_on = fields.Date(
+        validate=DATES, metadata={"description": "application (or notice) date; default: the business date"}
+    )
+    ends_on = fields.Date(validate=DATES)
+    installments = fields.List(fields.Nested(InstallmentIn), validate=validate.Length(max=120))
+    basis = Text(required=True, validate=validate.Length(min=1, max=200))
+
+
+class EndHoldRequest(Schema):
+    reason = fields.String(required=True, validate=validate.OneOf((arrears.DEFAULTED, arrears.CANCELLED)))
+    on = fields.Date(validate=DATES, metadata={"description": "default: the business date"})
+
+
+class InstallmentOut(Schema):
+    seq = fields.Integer()
+    due_on = fields.Date()
+    amount = fields.Integer()
+
+
+class HoldOut(Schema):
+    id = fields.Integer()
+    receivable_id = fields.Integer()
+    kind = fields.String()
+    starts_on = fields.Date()
+    ends_on = fields.Date(allow_none=True)
+    ended_on = fields.Date(allow_none=True)
+    end_reason = fields.String(allow_none=True)
+    basis = fields.String(allow_none=True)
+    installments = fields.List(fields.Nested(InstallmentOut))
+
+
+class HoldList(Schema):
+    items = fields.List(fields.Nested(HoldOut))
+
+
+class TermsOut(Schema):
+    due_date = fields.Date()
+    state = fields.String()
+    overdue_since = fields.Date(allow_none=True)
+    surcharge_rule = fields.String()
+    surcharge_rule_key = fields.String(allow_none=True)
+    monthly_rule_key = fields.String(allow_none=True)
+    next_month_no = fields.Integer()
+    next_month_on = fields.Date(allow_none=True)
+    caught_up_to = fields.Date(allow_none=True)
+
+
+class HeadOut(Schema):
+    head = fields.String()
+    balance = fields.Integer()
+
+
+class ArrearsEntryOut(Schema):
+    id = fields.Integer()
+    head = fields.String()
+    kind = fields.String()
+    amount = fields.Integer()
+    business_date = fields.Date()
+    source = fields.String(allow_none=True)
+    memo = fields.String(allow_none=True)
+    rule_key = fields.String(allow_none=True, metadata={"description": "the rule row of a surcharge"})
+
+
+class PostingOut(Schema):
+    head = fields.String()
+    month_no = fields.Integer()
+    accrues_on = fields.Date()
+    base = fields.Integer()
+    amount = fields.Integer()
+    skipped = fields.String(allow_none=True)
+    rule_key = fields.String()
+    rule_id = fields.Integer(allow_none=True)
+
+
+class ArrearsOut(Schema):
+    receivable_id = fields.Integer()
+    jurisdiction = fields.String()
+    revenue_item = fields.String()
+    status = fields.String()
+    allocation_policy = fields.String()
+    business_date = fields.Date()
+    terms = fields.Nested(TermsOut, allow_none=True)
+    balance = fields.Integer()
+    heads = fields.List(fields.Nested(HeadOut))
+    entries = fields.List(fields.Nested(ArrearsEntryOut))
+    postings = fields.List(fields.Nested(PostingOut))
+    holds = fields.List(fields.Nested(HoldOut))
+
+
+class HotlistRequest(Schema):
+    jurisdiction = Text(line=True, required=True, validate=JURISDICTION)
+    business_date = fields.Date(validate=DATES, metadata={"description": "default: the current business date"})
+
+
+class HotlistReportOut(Schema):
+    jurisdiction = fields.String()
+    business_date = fields.Date()
+    listed = fields.List(fields.String())
+    updated = fields.List(fields.String())
+    removed = fields.List(fields.String())
+
+
+def _id(text: str, name: str) -> int:
+    """A path id: digits naming a row, else not found (never a 500 for what the database cannot hold)."""
+    if not _ID.fullmatch(text):
+        raise NotFound(f"no such {name.removesuffix('_id')}", field=name)
+    return int(text)
+
+
+# --- serialization helpers ------------------------------------------------------------------------------------------
+
+
+def _hold(hold: arrears.CollectionHold, installments: list[arrears.HoldInstallment]) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "receivable_id": hold.receivable_id,
+        "kind": hold.kind,
+        "starts_on": hold.starts_on,
+        "ends_on": hold.ends_on,
+        "ended_on": hold.ended_on,
+        "end_reason": hold.end_reason,
+        "basis": hold.basis,
+        "installments": [{"seq": i.seq, "due_on": i.due_on, "amount": i.amount} for i in installments],
+    }
+
+
+def _view(view: arrears.ArrearsView) -> dict[str, Any]:
+    receivable = view.receivable
+    return {
+        "receivable_id": receivable.id,
+        "jurisdiction": receivable.jurisdiction,
+        "revenue_item": receivable.revenue_item,
+        "status": receivable.status,
+        "allocation_policy": receivable.allocation_policy,
+        "business_date": view.business_date,
+        "terms": view.terms,
+        "balance": view.balance,
+        "heads": [{"head": kind, "balance": total} for kind, total in sorted(view.heads.items())],
+        "entries": [
+            {
+                "id": e.id,
+                "head": view.head_kinds.get(e.charge_head_id, ""),
+                "kind": e.kind,
+                "amount": e.amount,
+                "business_date": e.business_date,
+                "source": e.source,
+                "memo": e.memo,
+                "rule_key": e.source if e.kind == "surcharge" else None,
+            }
+            for e in view.entries
+        ],
+        "postings": view.postings,
+        "holds": [_hold(hold, installments) for hold, installments in view.holds],
+    }
+
+
+# --- the business date and the steps ------------------------------------------------------------------------------
+
+
+@blp.route("/business-date")
+class BusinessDate(MethodView):
+    @auth.staff(*READERS)
+    @blp.response(200, BusinessDateOut)
+    def get(self) -> dict[str, Any]:
+        """The business date (영업일) the arrears steps have run for; kept apart from the wall clock."""
+        with unit_of_work() as session:
+            return {"business_date": arrears.business_date(session, runtime().clock)}
+
+    @auth.staff(*OPERATORS)
+    @blp.arguments(AdvanceRequest)
+    @blp.response(200, StepReportOut)
+    @blp.alt_response(409, description="business_date_backwards: the date is before the current one")
+    def post(self, body: dict[str, Any]) -> arrears.StepReport:
+        """Advance the business date and run the daily and month steps for it (missed days are caught up), then
+        rebuild every district's hotlist."""
+        with unit_of_work() as session:
+            actor = auth.current_principal().actor()
+            return arrears.advance_business_date(session, body["business_date"], actor, runtime().clock)
+
+
+def _step(body: dict[str, Any], month: bool) -> arrears.StepReport:
+    with unit_of_work() as session:
+        actor = auth.current_principal().actor()
+        day = body["business_date"]
+        if month:
+            return arrears.run_month_step(session, day, actor)
+        return arrears.run_daily_step(session, day, actor)
+
+
+@blp.route("/arrears/steps/daily")
+class DailyStep(MethodView):
+    @auth.staff(*OPERATORS)
+    @blp.arguments(StepRequest)
+    @blp.response(200, StepReportOut)
+    @blp.alt_response(422, description="after_business_date: the day is after the business date")
+    def post(self, body: dict[str, Any]) -> arrears.StepReport:
+        """Run the daily step (overdue marks, 가산금, 분납 defaults) for a business date; idempotent."""
+        return _step(body, month=False)
+
+
+@blp.route("/arrears/steps/month")
+class MonthStep(MethodView):
+    @auth.staff(*OPERATORS)
+    @blp.arguments(StepRequest)
+    @blp.response(200, StepReportOut)
+    @blp.alt_response(422, description="after_business_date: the day is after the business date")
+    def post(self, body: dict[str, Any]) -> arrears.StepReport:
+        """Run the month step (중가산금, catching up missed months) for a business date; idempotent."""
+        return _step(body, month=True)
+
+
+@blp.route("/arrears/hotlist/refresh")
+class HotlistRefresh(MethodView):
+    @auth.staff(*DECIDERS)
+    @blp.arguments(HotlistRequest)
+    @blp.response(200, HotlistReportOut)
+    @blp.alt_response(404, description="not_found: no such jurisdiction in the caller's scope")
+    def post(self, body: dict[str, Any]) -> arrears.HotlistReport:
+        """Rebuild a district's 번호판 영치 hotlist; changes reach its PDAs through the pull feed."""
+        with unit_of_work() as session:
+            principal = auth.current_principal()
+            code = body["jurisdiction"]
+            if not auth.scope_of(session, principal).allows(code) or not arrears.jurisdiction_exists(session, code):
+                raise NotFound("no such jurisdiction", field="jurisdiction")
+            day = body.get("business_date") or arrears.business_date(session, runtime().clock)
+            return arrears.refresh_hotlist(session, code, day, principal.actor())
+
+
+# --- a receivable's arrears and holds -------------------------------------------------------------------------------
+
+
+@blp.route("/receivables/<receivable_id>/arrears")
+class ReceivableArrears(MethodView):
+    @auth.staff(*READERS)
+    @blp.response(200, ArrearsOut)
+    @blp.alt_response(404, description="not_found")
+    def get(self, receivable_id: str) -> dict[str, Any]:
+        """A receivable's arrears: its due-date clock, balance per charge head, entries (with the rule key of each
+        surcharge), surcharge decisions and holds."""
+        with unit_of_work() as session:
+            scope = auth.scope_of(session, auth.current_principal())
+            return _view(arrears.arrears_view(session, scope, _id(receivable_id, "receivable_id")))
+
+
+@blp.route("/receivables/<receivable_id>/holds")
+class ReceivableHolds(MethodView):
+    @auth.staff(*READERS)
+    @blp.response(200, HoldList)
+    @blp.alt_response(404, description="not_found")
+    def get(self, receivable_id: str) -> dict[str, Any]:
+        """The receivable's holds: 분납 (with installments), 징수유예, 이의제기; ended ones with their reason."""
+        with unit_of_work() as session:
+            scope = auth.scope_of(session, auth.current_principal())
+            holds = arrears.holds_of(session, scope, _id(receivable_id, "receivable_id"))
+            return {"items": [_hold(h, i) for h, i in holds]}
+
+    @auth.staff(*DECIDERS)
+    @blp.arguments(HoldRequest)
+    @blp.response(201, HoldOut)
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="invalid_transition: not imposed, suspended, another relief, earlier default")
+    def post(self, body: dict[str, Any], receivable_id: str) -> dict[str, Any]:
+        """Grant 분납 (installments) or 징수유예 (until ``ends_on``): no 가산금 or 중가산금 accrues while in force."""
+        with unit_of_work() as session:
+            principal = auth.current_principal()
+            scope = auth.scope_of(session, principal)
+            rid = arrears.scoped_receivable(session, scope, _id(receivable_id, "receivable_id")).id
+            cmd = arrears.GrantRelief(
+                receivable_id=rid,
+                kind=body["kind"],
+                starts_on=body.get("starts_on") or arrears.business_date(session, runtime().clock),
+                ends_on=body.get("ends_on"),
+                installments=tuple(arrears.Installment(i["due_on"], i["amount"]) for i in body.get("installments", [])),
+                basis=body["basis"],
+            )
+            hold = arrears.grant_relief(session, scope, cmd, principal.actor())
+            installments = arrears.holds_of(session, scope, rid)
+            return _hold(hold, next(i for h, i in installments if h.id == hold.id))
+
+
+@blp.route("/holds/<hold_id>/end")
+class EndHold(MethodView):
+    @auth.staff(*DECIDERS)
+    @blp.arguments(EndHoldRequest)
+    @blp.response(200, HoldOut)
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="invalid_transition: not a relief in force on that day")
+    def post(self, body: dict[str, Any], hold_id: str) -> dict[str, Any]:
+        """취소 of a 분납 or 징수유예: ``default`` (no new relief afterwards) or ``cancelled`` (changed circumstances);
+        surcharges accrue again from ``on``."""
+        with unit_of_work() as session:
+            principal = auth.current_principal()
+            scope = auth.scope_of(session, principal)
+            day = body.get("on") or arrears.business_date(session, runtime().clock)
+            hold = arrears.end_relief(session, scope, _id(hold_id, "hold_id"), day, body["reason"], principal.actor())
+            installments = arrears.holds_of(session, scope, hold.receivable_id)
+            return _hold(hold, next(i for h, i in installments if h.id == hold.id))
