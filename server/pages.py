@@ -16,7 +16,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
-from models import ledger, payments
+from models import fines, ledger, payments
 from models import notices as notice_ops
 from models.catalog import ViolationCode
 from models.crypto import mask_plate
@@ -147,10 +147,11 @@ def verified_view(session: Session, notice_no: str, source: Any) -> PageView | R
         return error_page(403)
     receivable = notice_ops.receivable_of(session, notice.id)
     balance = ledger.balance(session, receivable.id) if receivable else 0
-    charged = notice.amount
-    due = balance
-    if reduced_applies and balance == charged:
-        due = notice.reduced_amount
+    # the case's 자진납부 terms, as the ledger will apply them: the later of the slip's and the 사전통지's deadline,
+    # after a hardship reduction the combined price (models.fines.self_payment_terms)
+    terms = fines.self_payment_terms(session, notice, today)
+    reduced_applies = terms is not None and balance == terms.owed
+    due = terms.reduced if terms is not None and reduced_applies else balance
     code = session.get(ViolationCode, notice.violation_code)
     office = session.get(Jurisdiction, notice.jurisdiction)
     ended = notice.status in ("voided", "cancelled", "closed")
@@ -163,10 +164,10 @@ def verified_view(session: Session, notice_no: str, source: Any) -> PageView | R
         plate=mask_plate(notice.vehicle_plate) if notice.vehicle_plate else None,
         office=office.name if office else None,
         amount=notice.amount,
-        reduced_amount=notice.reduced_amount,
-        deadline=notice.opinion_deadline,
+        reduced_amount=terms.reduced if terms is not None else notice.reduced_amount,
+        deadline=terms.last_day if terms is not None else notice.opinion_deadline,
         due_today=0 if ended else max(due, 0),
-        reduced_applies=reduced_applies and balance == charged,
+        reduced_applies=reduced_applies,
         paid=notice.status == notice_ops.PAID or (balance <= 0 and not ended),
         status=notice.status,
         ended=ended,

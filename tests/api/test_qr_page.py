@@ -4,7 +4,7 @@ amounts only for a link whose signature checks out — before the notice has syn
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -195,3 +195,47 @@ def test_after_the_opinion_deadline_the_full_amount_is_due(client, connection, t
     assert response.status_code == 200
     assert element(response.text, "due-today") == "40,000원"
     assert "감경이 적용되지 않습니다" in response.text
+
+
+def test_the_reduced_price_holds_until_the_later_deadline_of_the_formal_advance_notice(
+    client, connection, test_config, device
+):
+    """A parking owner's 사전통지 gives its own opinion period: the page offers the reduced amount until the later of
+    the two deadlines, as the ledger will take it (DESIGN.md §3.2)."""
+    from sqlalchemy.orm import Session
+
+    from models import fines
+    from models.base import Actor, Scope
+    from models.crypto import PiiCipher
+    from server.adapters.registry import Address, Owner
+
+    event = device.issue_parking(code="P01", vehicle_type="car")
+    device.push_ok([event])
+    slip_deadline = date.fromisoformat(event["data"]["opinion_deadline"])
+    sent = datetime.now(UTC) + timedelta(days=10)  # the owner was found and noticed ten days later
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    cipher = PiiCipher(test_config.pii_key, test_config.lookup_key)
+    notice, case = fines.find_case(session, Scope.everything(), event["notice_no"], sent)
+    owner = Owner(
+        plate=event["data"]["vehicle"]["plate"],
+        kind="person",
+        name="김소유",
+        rrn="800101-1234567",
+        business_no=None,
+        address=Address("03154", "서울특별시 종로구 세종대로 209"),
+        vehicle_type="car",
+        since=date(2015, 3, 1),
+    )
+    fines.set_owner(session, case, notice, owner, cipher, sent, Actor.system())
+    fines.send_advance_notice(session, case, notice, cipher, sent, Actor.system())
+    session.commit()
+    later_deadline = max(slip_deadline, case.reduced_until)
+    assert later_deadline > slip_deadline
+
+    day_after_slip = datetime.combine(slip_deadline + timedelta(days=1), datetime.min.time(), protocol.SEOUL)
+    app = create_app(test_config, bind=connection, clock=lambda: day_after_slip + timedelta(hours=12))
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://localhost") as phone:
+        page = phone.get(local(event["data"]["qr"]))
+    assert page.status_code == 200
+    assert element(page.text, "due-today") == "32,000원"
+    assert element(page.text, "deadline") == later_deadline.strftime("%Y년 %m월 %d일")
