@@ -33,7 +33,6 @@ QR_TEXT = "http://127.0.0.1:5000/p/111102600000012?a=40000&r=32000&d=20261209&s=
 
 def samples() -> dict[str, Any]:
     """One of each document, with realistic lengths (built here: bench imports nothing from tests)."""
-    from printing import payment_number
     from printing.documents import (
         Addressee,
         Allocation,
@@ -44,6 +43,7 @@ def samples() -> dict[str, Any]:
         PersonNotice,
         Receipt,
     )
+    from sync import payment_number
 
     authority = Authority(
         name="서울특별시 종로구청",

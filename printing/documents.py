@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from printing import payment_number
 from printing.errors import InvalidSlipError
 from printing.slip import (
     QR_CAPTION,
@@ -46,6 +45,10 @@ from printing.slip import (
     format_won,
     reduction_percent,
 )
+
+# the 전자납부번호 (LAW.md §3) as printed: 19 digits in the groups of the published sample (5-1-2-2-9)
+PAYMENT_NO_LENGTH = 19
+PAYMENT_NO_GROUPS = (5, 1, 2, 2, 9)
 
 
 class InvalidDocumentError(InvalidSlipError):
@@ -113,10 +116,9 @@ class PaymentInfo:
     account_holder: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            payment_number.parse(self.payment_no)
-        except payment_number.InvalidPaymentNumberError as exc:
-            raise InvalidDocumentError("payment_no", exc.message) from exc
+        # the number is built and checked by its issuer (``sync.payment_number``); printing only shows 19 digits
+        if len(self.payment_no) != PAYMENT_NO_LENGTH or not (self.payment_no.isascii() and self.payment_no.isdigit()):
+            raise InvalidDocumentError("payment_no", f"must be {PAYMENT_NO_LENGTH} digits")
         _text(self, "bank_name", "account_no")
         if not all(char.isdigit() or char == "-" for char in self.account_no) or not self.account_no.isascii():
             raise InvalidDocumentError("account_no", "must be digits and hyphens")
@@ -125,7 +127,11 @@ class PaymentInfo:
 
     @property
     def payment_no_text(self) -> str:
-        return payment_number.format(self.payment_no)
+        groups, start = [], 0
+        for width in PAYMENT_NO_GROUPS:
+            groups.append(self.payment_no[start : start + width])
+            start += width
+        return "-".join(groups)
 
     @property
     def account_text(self) -> str:

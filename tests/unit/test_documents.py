@@ -24,7 +24,7 @@ from PIL import Image
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 
-from printing import a4, payment_number
+from printing import a4
 from printing.a4 import WINDOW, render_document_png, render_documents_pdf, write_documents_pdf
 from printing.documents import (
     Addressee,
@@ -48,6 +48,7 @@ from printing.errors import InvalidSlipError
 from printing.escpos import PAPER
 from printing.escpos_reader import read_escpos
 from printing.field import render_document_escpos, render_document_slip_pdf, render_document_slip_png
+from sync import payment_number
 from tests.unit.test_printing import assert_shows, normalised
 
 QR_TEXT = "http://127.0.0.1:5000/p/111102600000012?a=40000&r=32000&d=20261209&s=ARSEEJOQ3QFKWGCT"
@@ -527,7 +528,7 @@ def test_a_document_that_does_not_fit_is_refused_never_cut_off() -> None:
         (lambda: replace(IMPOSITION, addressee=None), "addressee"),
         (lambda: replace(ADVANCE, addressee=None), "addressee"),
         (lambda: replace(PAYMENT, payment_no=PAYMENT_NO[:-1]), "payment_no"),
-        (lambda: replace(PAYMENT, payment_no=PAYMENT_NO[:-1] + str((int(PAYMENT_NO[-1]) + 1) % 10)), "payment_no"),
+        (lambda: replace(PAYMENT, payment_no=PAYMENT_NO[:-1] + "x"), "payment_no"),
         (lambda: replace(PAYMENT, qr_text="http://x/p/1 2"), "qr_text"),
         (lambda: replace(PAYMENT, account_no="1005-계좌"), "account_no"),
         (lambda: replace(PERSON, reduced_amount=120_000), "reduced_amount"),

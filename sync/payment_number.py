@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from printing.errors import InvalidSlipError
-
 LENGTH = 19
 CHECK_ALGORITHM = "luhn-mod10 (provisional, ours)"
 
@@ -54,9 +52,14 @@ PRINT_GROUPS: tuple[int, ...] = (5, 1, 2, 2, 9)
 assert sum(segment.width for segment in LAYOUT) == LENGTH == sum(PRINT_GROUPS)
 
 
-class InvalidPaymentNumberError(InvalidSlipError):
+class InvalidPaymentNumberError(ValueError):
     """A payment number of the wrong length, with a non-digit, or with a wrong check digit; ``field`` names the
     segment (or ``payment_no`` for the whole number)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
