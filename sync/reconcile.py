@@ -37,6 +37,7 @@ from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher
 from models.devices import Device
 from models.errors import Forbidden, InvalidInput, InvalidTransition
+from models.fines.tables import BEFORE_IMPOSITION, FineCase
 from models.sync_store import SyncEvent
 from models.users import User
 from sync import protocol
@@ -1025,6 +1026,17 @@ def _subject(
     return base_version, notice
 
 
+def _imposed_already(ctx: PushContext, notice: notice_ops.Notice) -> Outcome | None:
+    """A device may void or correct its notice only before the fine is imposed: after that the imposition (a
+    decision of the authority) stands until the authority itself changes it (objection, court, 직권취소)."""
+    stage = ctx.session.scalar(select(FineCase.stage).where(FineCase.notice_id == notice.id))
+    if stage is None or stage in BEFORE_IMPOSITION:
+        return None
+    return _rejected(
+        notice.notice_no, "invalid_transition", "type", f"the fine is {stage}: only the authority can change it now"
+    )
+
+
 def _stale(notice: notice_ops.Notice) -> Outcome:
     """``stale_base_version``: not applied, the server's copy wins and comes with the answer."""
     return Outcome(
@@ -1070,6 +1082,9 @@ def _voided(
         return _stale(notice)
     if notice.status not in notice_ops.VOIDABLE:
         return _rejected(notice_no, "invalid_transition", "type", f"a notice that is {notice.status} cannot be voided")
+    imposed = _imposed_already(ctx, notice)
+    if imposed is not None:
+        return imposed
     actor = Actor(user_id=ctx.officer_id, device_id=ctx.device.id, label="device")
     notice_ops.void_notice(
         ctx.session,
@@ -1105,6 +1120,9 @@ def _corrected(
     flags = _common_flags(ctx, event, data, occurred_at)
     if notice.version != base_version:
         return _stale(notice)
+    imposed = _imposed_already(ctx, notice)
+    if imposed is not None:
+        return imposed
     vehicle = loaded.get("vehicle") or {}
     place = loaded.get("place") or {}
     cmd = notice_ops.CorrectNotice(

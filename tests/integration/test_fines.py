@@ -734,3 +734,31 @@ def test_payments_racing_the_approval_on_other_connections_are_either_imposed_fi
                     assert outcomes[number] == "skipped" and "impose" not in whats
     finally:
         engine.dispose()
+
+
+def test_the_device_can_no_longer_void_or_correct_a_notice_once_its_fine_is_imposed(db_session, make, imposed):
+    from sync import reconcile
+
+    notice, _ = imposed
+    now = kst(date(2025, 10, 8))
+
+    def event(seq: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"event_id": str(uuid.uuid4()), "seq": seq, "type": kind, "notice_no": notice.notice_no,
+                "occurred_at": now.isoformat(), "base_version": notice.version,
+                "data": {"prev_hash": "0" * 64, **data}}  # fmt: skip
+
+    body = {
+        "batch_id": str(uuid.uuid4()),
+        "events": [
+            event(1, protocol.NOTICE_VOIDED, {"reason_code": "wrong_vehicle"}),
+            event(2, protocol.NOTICE_CORRECTED, {"reason": "오기", "memo": "정정"}),
+        ],
+    }
+    answer = reconcile.push(db_session, make.device_id, body, now=now, cipher=CIPHER,
+                            settings=reconcile.SyncSettings(), pay_base_url="http://localhost")  # fmt: skip
+
+    assert [(r["status"], r["problems"][0]["code"]) for r in answer["results"]] == [
+        ("rejected", "invalid_transition"),
+        ("rejected", "invalid_transition"),
+    ]
+    assert (notice.status, case_of(db_session, notice, now).stage) == ("issued", "imposed")
