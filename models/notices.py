@@ -614,3 +614,16 @@ def flag_for_review(session: Session, notice: Notice, flags: Sequence[str], acto
     _history(session, notice, "flagged", now, actor, {"flags": flags})
     session.flush()
     _status_changed(session, notice)
+
+
+def tell_device(session: Session, notice: Notice, status: str) -> None:
+    """Tell the issuing device a status of the fine's later life (PROTOCOL.md §3 ``notice_status``: ``noticed``,
+    ``imposed``, ``objected``, ``in_court``, ``overdue``, ``closed``), which lives on the fine case and the
+    receivable, not on the notice row: its version stays, so what the device last knew still names it."""
+    record_change(
+        session,
+        device_scope(notice.device_id),
+        "notice_status",
+        notice.notice_no,
+        {**notice_status_data(notice), "status": status},
+    )

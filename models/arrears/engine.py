@@ -285,6 +285,8 @@ def resume(session: Session, receivable_id: int, on: date, actor: Actor, *, due_
         _set_clock(terms, due_date, load_rulebook(session))
     terms.state = CURRENT if terms.overdue_since is None else OVERDUE
     terms.updated_at = utcnow()
+    if terms.state == OVERDUE:
+        _tell_device_overdue(session, receivable_id)
     session.flush()
     catch_up(session, terms, business_date(session), actor)
 
@@ -469,6 +471,7 @@ def catch_up(
     if terms.state == CURRENT:
         terms.state = OVERDUE
         terms.overdue_since = first_overdue
+        _tell_device_overdue(session, receivable_id)
     if terms.surcharge_rule != FINE_ACT:
         terms.caught_up_to = max(terms.caught_up_to or through, through)
         return report
@@ -888,3 +891,13 @@ def arrears_view(session: Session, scope: Scope, receivable_id: int, actor: Acto
             )
         },
     )
+
+
+def _tell_device_overdue(session: Session, receivable_id: int) -> None:
+    """The issuing device of a notice's receivable learns it is ``overdue`` (PROTOCOL.md §3)."""
+    from models import notices
+
+    receivable = session.get(ledger.Receivable, receivable_id)
+    notice = session.get(notices.Notice, receivable.notice_id) if receivable and receivable.notice_id else None
+    if notice is not None:
+        notices.tell_device(session, notice, "overdue")

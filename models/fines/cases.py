@@ -20,8 +20,13 @@ from models.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from models.fines.tables import (
     ADVANCE_NOTICED,
     BEFORE_IMPOSITION,
+    CLOSED,
+    DECIDED,
     ENDED,
+    IMPOSED,
+    OBJECTED,
     OPEN_STAGES,
+    REFERRED,
     SYNCED,
     TRANSITIONS,
     FineCase,
@@ -83,6 +88,18 @@ def require(case: FineCase, name: str) -> None:
         )
 
 
+# what the issuing device is told of each stage (PROTOCOL.md §3 ``notice_status``); paid and cancelled are the
+# notice's own statuses, told by ``models.notices`` when they happen; a stage not listed changes nothing it shows
+DEVICE_STATUS = {
+    ADVANCE_NOTICED: "noticed",
+    IMPOSED: "imposed",
+    OBJECTED: "objected",
+    REFERRED: "in_court",
+    DECIDED: "imposed",
+    CLOSED: "closed",
+}
+
+
 def transition(
     session: Session,
     case: FineCase,
@@ -100,6 +117,11 @@ def transition(
     case.version += 1
     case.updated_at = at
     _event(session, case, name, before, at, actor, reason, detail)
+    device_status = DEVICE_STATUS.get(to)
+    if device_status is not None:
+        notice = session.get(Notice, case.notice_id)
+        assert notice is not None
+        notice_ops.tell_device(session, notice, device_status)
     session.flush()
 
 

@@ -762,3 +762,38 @@ def test_the_device_can_no_longer_void_or_correct_a_notice_once_its_fine_is_impo
         ("rejected", "invalid_transition"),
     ]
     assert (notice.status, case_of(db_session, notice, now).stage) == ("issued", "imposed")
+
+
+def device_statuses(session, notice: notices.Notice) -> list[str]:
+    from models.feed import ChangeLog, device_scope
+
+    rows = session.scalars(
+        select(ChangeLog.data)
+        .where(
+            ChangeLog.scope == device_scope(notice.device_id),
+            ChangeLog.entity == "notice_status",
+            ChangeLog.key == notice.notice_no,
+        )
+        .order_by(ChangeLog.id)
+    )
+    return [row["status"] for row in rows]
+
+
+def test_the_issuing_device_is_told_each_later_stage_of_its_notice(db_session, imposed):
+    """PROTOCOL.md §3 ``notice_status``: imposed, objected, in_court, imposed again after the court confirmed, then
+    overdue, each with the version the device knows (the notice row itself does not change)."""
+    notice, _ = imposed
+    version = notice.version
+    assert device_statuses(db_session, notice)[-1] == "imposed"
+    filed = kst(date(2025, 10, 10))
+    case = case_of(db_session, notice, filed)
+    fines.file_objection(db_session, case, notice, date(2025, 10, 10), "이의", CLERK, filed)
+    fines.refer_to_court(db_session, case, "서울중앙지방법원", "의견서 송부", CLERK, filed)
+    decided = kst(date(2025, 12, 1))
+    fines.record_court_decision(
+        db_session, case, notice, fines.CourtDecision("confirmed", date(2025, 12, 1), "확정", 100_000), CLERK, decided
+    )
+    told = device_statuses(db_session, notice)
+    # the new due date (2026-01-30) is before the business date (today): overdue at once
+    assert told == ["issued", "imposed", "objected", "in_court", "imposed", "overdue"]
+    assert notice.version == version
