@@ -290,3 +290,26 @@ def allocate_payment(
 
 def balance_of_heads(session: Session, receivable_id: int) -> int:
     return balance(session, receivable_id)
+
+
+def totals_by_head(session: Session, receivable_id: int) -> dict[tuple[str, str], int]:
+    """The sum of a receivable's entries per (charge head, entry kind), e.g. ``("surcharge", "surcharge")``: what
+    the citizen page breaks the balance into (their grand total is ``balance``)."""
+    rows = session.execute(
+        select(ChargeHead.kind, LedgerEntry.kind, func.sum(LedgerEntry.amount))
+        .join(LedgerEntry, LedgerEntry.charge_head_id == ChargeHead.id)
+        .where(LedgerEntry.receivable_id == receivable_id)
+        .group_by(ChargeHead.kind, LedgerEntry.kind)
+    ).all()
+    return {(head, kind): int(total or 0) for head, kind, total in rows}
+
+
+def entries_from(session: Session, receivable_id: int, source: str) -> list[LedgerEntry]:
+    """The receivable's entries posted by ``source`` (e.g. one payment's ``payment:<gateway>:<txn_id>``), in order."""
+    return list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.receivable_id == receivable_id, LedgerEntry.source == source)
+            .order_by(LedgerEntry.id)
+        )
+    )

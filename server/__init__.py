@@ -56,9 +56,10 @@ def create_app(
     api.register_blueprint(arrears.blp)
     api.register_blueprint(fines.blp)
     app.register_blueprint(payments_web.bp)
-    from server import pages
+    from server import citizen, pages
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(citizen.bp)
     _serve_swagger_ui(app)
 
     from server import errors

@@ -1,4 +1,6 @@
-"""Citizen pages (PROTOCOL.md §5): the QR landing page ``/p/<notice_no>``, in Korean, phone-sized.
+"""Citizen pages (PROTOCOL.md §5): the QR landing page ``/p/<notice_no>``, in Korean, phone-sized, with the amount
+due today broken down line by line from the ledger (``breakdown``); the receipt and opinion pages are in
+``server.citizen``.
 
 The signature is checked before anything is shown; a bad or missing one gets an HTML 4xx page with no amounts.
 Before the notice has synced, the page shows the signed amounts; the citizen page shows no personal data beyond a
@@ -11,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session
@@ -176,14 +179,70 @@ def verified_view(session: Session, notice_no: str, source: Any) -> PageView | R
     )
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of the amount breakdown: a label, a signed amount in won, an element id, an optional note."""
+
+    label: str
+    amount: int
+    key: str
+    note: str | None = None
+
+
+# entry kinds that put money on a head (charges, surcharges, corrections) and the ones that adjust it otherwise
+_POSTED_KINDS = ("charge", "surcharge", "correction")
+_ADJUSTING_KINDS = ("reversal", "refund", "write_off", "write_off_reversal")
+
+
+def breakdown(session: Session, view: PageView) -> list[Line]:
+    """The amount due today, line by line, as the ledger holds it (``ledger.totals_by_head``): the principal,
+    reductions already posted, 가산금 and 중가산금 posted so far, payments made, other adjustments, and — when it
+    applies today — the 자진납부 reduction the payment will post (``view``'s terms). The lines add up to
+    ``view.due_today``; empty before the notice has synced or once it ended."""
+    if not view.synced or view.ended:
+        return []
+    notice = notice_ops.find_notice(session, view.notice_no)
+    receivable = notice_ops.receivable_of(session, notice.id) if notice is not None else None
+    if receivable is None:
+        return []
+    totals = ledger.totals_by_head(session, receivable.id)
+
+    def total(heads: tuple[str, ...], kinds: tuple[str, ...]) -> int:
+        return sum(amount for (head, kind), amount in totals.items() if head in heads and kind in kinds)
+
+    every_head = tuple({head for head, _kind in totals})
+    lines = [Line("과태료", total((ledger.PRINCIPAL,), _POSTED_KINDS), "line-principal")]
+    optional = [
+        Line("감경(결정된 금액)", total(every_head, ("reduction",)), "line-reduction"),
+        Line("가산금", total((ledger.SURCHARGE,), _POSTED_KINDS), "line-surcharge", "납부기한 경과 시 3%"),
+        Line("중가산금", total((ledger.MONTHLY_SURCHARGE,), _POSTED_KINDS), "line-monthly-surcharge", "매 1개월 1.2%"),
+        Line("체납처분비", total((ledger.ENFORCEMENT_COST,), _POSTED_KINDS), "line-enforcement-cost"),
+        Line("이미 납부하신 금액", total(every_head, ("payment",)), "line-paid"),
+        Line("기타 조정", total(every_head, _ADJUSTING_KINDS), "line-adjusted"),
+    ]
+    lines += [line for line in optional if line.amount]
+    if view.reduced_applies:
+        balance = ledger.balance(session, receivable.id)
+        until = view.deadline.strftime("%Y년 %m월 %d일")
+        lines.append(Line("자진납부 감경", view.due_today - balance, "line-self-payment", f"{until}까지 납부 시"))
+    return lines
+
+
 @bp.get("/p/<notice_no>")
 def landing(notice_no: str) -> Response:
-    """The page a notice's QR opens: what the violation is and what is due today, with a pay button."""
+    """The page a notice's QR opens: what the violation is and what is due today, line by line from the ledger,
+    with a pay button."""
     with unit_of_work() as session:
         view = verified_view(session, notice_no, request.args)
         if isinstance(view, Response):
             return view
-        html = render_template("notice.html", v=view)
+        html = render_template(
+            "notice.html",
+            v=view,
+            lines=breakdown(session, view),
+            query=urlencode(view.signed),
+            today=protocol.seoul_date(runtime().clock()),
+        )
     return Response(html, status=200, mimetype="text/html")
 
 

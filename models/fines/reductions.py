@@ -46,6 +46,7 @@ class SubmitOpinion:
     channel: str = "written"  # written / oral / electronic
     submitted_by: str = "citizen"  # citizen / clerk
     speaker: str | None = None
+    contact_sealed: str | None = None  # a contact phone, already encrypted (``PiiCipher.seal_text``); never plaintext
 
 
 def submit_opinion(
@@ -59,6 +60,8 @@ def submit_opinion(
     detail: dict[str, Any] = {"channel": cmd.channel, "submitted_by": cmd.submitted_by, "summary": cmd.summary}
     if cmd.speaker:
         detail["speaker"] = mask_name(cmd.speaker)
+    if cmd.contact_sealed:
+        detail["contact_sealed"] = cmd.contact_sealed
     transition(session, case, "submit_opinion", now, actor, cmd.summary, detail)
     return case
 
