@@ -380,11 +380,34 @@ def receivable_of(session: Session, notice_id: int) -> ledger.Receivable | None:
 
 def mark_paid(session: Session, notice: Notice, paid_at: datetime, actor: Actor, now: datetime) -> None:
     """Fully paid: the case ends (status ``paid``, a new version devices see on their next pull)."""
+    before = notice.status
     notice.status = PAID
     notice.paid_at = paid_at
     notice.version += 1
     notice.updated_at = now
-    _history(session, notice, "paid", paid_at, actor)
+    _history(session, notice, "paid", paid_at, actor, {"before": before})
+    session.flush()
+    _status_changed(session, notice)
+
+
+def unmark_paid(session: Session, notice: Notice, at: datetime, actor: Actor, now: datetime) -> None:
+    """The payment that ended the notice did not stand (cancelled at the gateway after approval): payable again, in
+    the status it had before ``mark_paid`` (kept on that history line), ``paid_at`` cleared, a new version devices
+    see on their next pull."""
+    if notice.status != PAID:
+        return
+    paid = session.scalar(
+        select(NoticeHistory)
+        .where(NoticeHistory.notice_id == notice.id, NoticeHistory.what == "paid")
+        .order_by(NoticeHistory.id.desc())
+        .limit(1)
+    )
+    before = (paid.detail or {}).get("before") if paid is not None else None
+    notice.status = before if before in PAYABLE else ISSUED
+    notice.paid_at = None
+    notice.version += 1
+    notice.updated_at = now
+    _history(session, notice, "payment_cancelled", at, actor, {"status": notice.status})
     session.flush()
     _status_changed(session, notice)
 

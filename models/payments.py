@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, UniqueConstraint, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import arrears, fines, ledger, notices
+from models.arrears.engine import REVERSAL_OF
 from models.base import Actor, Base
 from sync.protocol import seoul_date
 
@@ -31,12 +32,27 @@ class Payment(Base):
     notice_no: Mapped[str | None] = mapped_column(String(15), index=True)
     receivable_id: Mapped[int | None] = mapped_column(ForeignKey("receivables.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12))  # pending, posted, suspense, failed
+    status: Mapped[str] = mapped_column(String(12))  # pending, posted, suspense, cancelled: forward only (FORWARD)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("gateway", "txn_id"),)
+
+
+class PaymentEvent(Base):
+    """What a gateway said, kept raw and append-only (a trigger refuses UPDATE and DELETE): every callback body and
+    every status answer, whether or not it moved the payment."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(30))
+    txn_id: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))  # callback, status_answer
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    raw: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class SuspensePayment(Base):
@@ -55,6 +71,58 @@ class SuspensePayment(Base):
 # --- posting -------------------------------------------------------------------------------------------------------
 
 PENDING, POSTED, SUSPENSE, CANCELLED_PAYMENT = "pending", "posted", "suspense", "cancelled"
+
+# the only moves a payment makes; never back (the database refuses the rest too: migration 0008)
+FORWARD: dict[str, frozenset[str]] = {
+    PENDING: frozenset({POSTED, SUSPENSE, CANCELLED_PAYMENT}),
+    SUSPENSE: frozenset({POSTED}),
+    POSTED: frozenset({CANCELLED_PAYMENT}),  # cancelled at the gateway after approval: the reversal posts
+    CANCELLED_PAYMENT: frozenset(),
+}
+
+
+class BackwardMove(ValueError):
+    """A payment asked to move anywhere but forward."""
+
+
+def move(payment: Payment, status: str) -> None:
+    """Move a payment forward; a backward or sideways move raises ``BackwardMove``."""
+    if status == payment.status:
+        return
+    if status not in FORWARD.get(payment.status, frozenset()):
+        raise BackwardMove(f"payment {payment.id} may not move from {payment.status} to {status}")
+    payment.status = status
+
+
+def record_event(
+    session: Session, gateway: str, txn_id: str, kind: str, body: dict[str, Any] | None, raw: str | None = None
+) -> PaymentEvent:
+    """Keep what the gateway said, as it said it (append-only)."""
+    event = PaymentEvent(gateway=gateway, txn_id=txn_id, kind=kind, body=body, raw=raw)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def events_of(session: Session, gateway: str, txn_id: str) -> list[PaymentEvent]:
+    return list(
+        session.scalars(
+            select(PaymentEvent)
+            .where(PaymentEvent.gateway == gateway, PaymentEvent.txn_id == txn_id)
+            .order_by(PaymentEvent.id)
+        )
+    )
+
+
+def stale_pending(session: Session, gateway: str, before: datetime) -> list[Payment]:
+    """Payments still pending that were started before ``before`` (the sweep asks the gateway about them)."""
+    return list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.gateway == gateway, Payment.status == PENDING, Payment.created_at < before)
+            .order_by(Payment.id)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +185,7 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
     payment.notice_no = received.notice_no
     notice = notices.find_notice(session, received.notice_no, for_update=True) if received.notice_no else None
     if notice is None:
-        payment.status = SUSPENSE
+        move(payment, SUSPENSE)
         session.add(
             SuspensePayment(payment_id=payment.id, notice_no=received.notice_no, amount=received.amount, status="open")
         )
@@ -155,7 +223,7 @@ def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice,
     ledger.allocate_payment(session, receivable, payment.amount, paid_on, source, actor)
     arrears.after_payment(session, receivable, paid_on, actor)  # a paid plate leaves the hotlist at once
     payment.receivable_id = receivable.id
-    payment.status = POSTED
+    move(payment, POSTED)
     session.flush()
     if notice.status in notices.PAYABLE and ledger.balance(session, receivable.id) <= 0:
         notices.mark_paid(session, notice, payment.approved_at, actor, now)
@@ -200,8 +268,53 @@ def cancel_pending(session: Session, gateway: str, txn_id: str) -> None:
         select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
     )
     if payment is not None and payment.status == PENDING:
-        payment.status = CANCELLED_PAYMENT
+        move(payment, CANCELLED_PAYMENT)
         session.flush()
+
+
+def cancel_posted(
+    session: Session, gateway: str, txn_id: str, cancelled_at: datetime, actor: Actor, now: datetime
+) -> bool:
+    """The gateway reports an approved, posted payment cancelled (취소 after approval): post the opposite of its
+    allocations and of the 자진납부 reduction that came with it, reopen the receivable, make the notice payable again
+    and take the fine case out of ``paid``. Once: returns False when there is nothing (left) to reverse.
+
+    A payment in suspense that is cancelled is not handled here (it has no ledger entries; see suspense refunds).
+    """
+    payment = session.scalar(
+        select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
+    )
+    if payment is None or payment.status != POSTED or payment.receivable_id is None:
+        return False
+    source = f"payment:{gateway}:{txn_id}"
+    on = seoul_date(cancelled_at)
+    arrears.reverse_payment(session, payment.receivable_id, source, on, actor)
+    receivable = session.get(ledger.Receivable, payment.receivable_id)
+    assert receivable is not None
+    reductions = session.execute(
+        select(ledger.ChargeHead.kind, ledger.LedgerEntry.amount)
+        .join(ledger.ChargeHead, ledger.ChargeHead.id == ledger.LedgerEntry.charge_head_id)
+        .where(
+            ledger.LedgerEntry.receivable_id == receivable.id,
+            ledger.LedgerEntry.kind == "reduction",
+            ledger.LedgerEntry.source == source,
+        )
+        .order_by(ledger.LedgerEntry.id)
+    ).all()
+    for head, amount in reductions:  # the reduction stood only with the payment
+        ledger.post(
+            session, receivable, ledger.Post(head, "reversal", -int(amount), on, f"{REVERSAL_OF}{source}"), actor
+        )
+    if ledger.balance(session, receivable.id) > 0:
+        receivable.status = ledger.OPEN
+    move(payment, CANCELLED_PAYMENT)
+    session.flush()
+    arrears.after_payment(session, receivable, on, actor)
+    notice = notices.find_notice(session, payment.notice_no, for_update=True) if payment.notice_no else None
+    if notice is not None and notice.status == notices.PAID and ledger.balance(session, receivable.id) > 0:
+        notices.unmark_paid(session, notice, cancelled_at, actor, now)
+        fines.note_unpaid(session, notice, actor, now)
+    return True
 
 
 def suspense_total(session: Session, notice_no: str) -> int:

@@ -38,6 +38,8 @@ class Config:
     gateway_name: str = "sandbox"
     gateway_url: str = "http://127.0.0.1:5001"
     gateway_key: str = ""
+    # payments still pending this long after they were started are asked about by the sweep (job sweep-payments)
+    payment_sweep_minutes: int = 10
     # the vehicle registry (차적조회): base URL and the shared key requests are signed with (docs/registry.md)
     registry_name: str = "sandbox"
     registry_url: str = "http://127.0.0.1:5002"

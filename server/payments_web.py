@@ -9,6 +9,8 @@ does the payment post — once per (gateway, txn_id). A notice that has not sync
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,11 +18,12 @@ from flask import Blueprint, Response, g, redirect, render_template, request
 from flask.views import MethodView
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy.orm import Session
 
 from models import payments
 from models.base import Actor
 from server import auth
-from server.adapters.gateway import GatewayError, GatewayRefused, HttpGateway
+from server.adapters.gateway import GatewayError, GatewayPayment, GatewayRefused, HttpGateway, PaymentGateway
 from server.errors import ApiError
 from server.pages import error_page, verified_view
 from server.runtime import runtime, unit_of_work
@@ -98,7 +101,7 @@ class CallbackBody(Schema):
 
 
 class CallbackAnswer(Schema):
-    result = fields.String(metadata={"description": "posted, suspense, already_posted, cancelled or pending"})
+    result = fields.String(metadata={"description": "posted, suspense, already_posted, cancelled, reversed or pending"})
     txn_id = fields.String()
 
 
@@ -132,6 +135,8 @@ class GatewayCallback(MethodView):
         except ValidationError as exc:
             errors = flatten_errors(exc.messages)
             raise ApiError(422, "validation_failed", "the callback is malformed", errors=errors) from None
+        with unit_of_work() as session:  # kept even if the gateway cannot be asked now
+            payments.record_event(session, gateway_name, txn_id, "callback", body, raw.decode("utf-8", "replace"))
         try:
             confirmed = client.query(txn_id)  # the callback is a hint: the gateway's own answer decides
         except GatewayRefused as exc:
@@ -139,29 +144,87 @@ class GatewayCallback(MethodView):
         except GatewayError:
             raise ApiError(503, "gateway_unavailable", "the gateway could not confirm the payment; retry") from None
         with unit_of_work() as session:
-            if confirmed.status != "approved":
-                if confirmed.status == "cancelled":
-                    payments.cancel_pending(session, gateway_name, txn_id)
-                    return {"result": "cancelled", "txn_id": txn_id}
-                return {"result": "pending", "txn_id": txn_id}
-            notice_no: str | None = confirmed.notice_no
-            if notice_no is not None and protocol.parse_notice_no(notice_no) is None:
-                notice_no = None
-            assert confirmed.approved_at is not None
-            result = payments.post_payment(
+            result = settle(
                 session,
-                payments.ReceivedPayment(
-                    gateway=gateway_name,
-                    txn_id=txn_id,
-                    channel="qr",
-                    notice_no=notice_no,
-                    amount=confirmed.amount,
-                    approved_at=confirmed.approved_at,
-                    raw={"callback": body, "query": confirmed.as_dict()},
-                ),
+                gateway_name,
+                confirmed,
+                {"callback": body, "query": confirmed.as_dict()},
                 Actor(address=request.remote_addr, label=f"gateway:{gateway_name}"),
                 rt.clock(),
             )
-            if not result.newly_posted:
-                return {"result": "already_posted", "txn_id": txn_id}
-            return {"result": "posted" if result.notice is not None else "suspense", "txn_id": txn_id}
+        return {"result": result, "txn_id": txn_id}
+
+
+def settle(
+    session: Session,
+    gateway_name: str,
+    confirmed: GatewayPayment,
+    raw: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+) -> str:
+    """Act on the gateway's own answer about a transaction (kept first, as every status answer is): post an
+    approved payment once, close a cancelled pending one, leave one still open. Returns what happened."""
+    txn_id = confirmed.txn_id
+    payments.record_event(session, gateway_name, txn_id, "status_answer", confirmed.as_dict())
+    if confirmed.status != "approved":
+        if confirmed.status == "cancelled":
+            if confirmed.approved_at is not None:  # cancelled after approval: a posted payment is reversed
+                if payments.cancel_posted(session, gateway_name, txn_id, now, actor, now):
+                    return "reversed"
+            payments.cancel_pending(session, gateway_name, txn_id)
+            return "cancelled"
+        return "pending"
+    notice_no: str | None = confirmed.notice_no
+    if notice_no is not None and protocol.parse_notice_no(notice_no) is None:
+        notice_no = None
+    assert confirmed.approved_at is not None
+    result = payments.post_payment(
+        session,
+        payments.ReceivedPayment(
+            gateway=gateway_name,
+            txn_id=txn_id,
+            channel="qr",
+            notice_no=notice_no,
+            amount=confirmed.amount,
+            approved_at=confirmed.approved_at,
+            raw=raw,
+        ),
+        actor,
+        now,
+    )
+    if not result.newly_posted:
+        return "already_posted"
+    return "posted" if result.notice is not None else "suspense"
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    asked: int
+    outcomes: dict[str, int]
+    unreachable: int
+
+    def summary(self) -> str:
+        done = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items())) or "nothing moved"
+        return f"{self.asked} pending payments asked about: {done}; {self.unreachable} not answered"
+
+
+def sweep_payments(
+    session: Session, client: PaymentGateway, gateway_name: str, now: datetime, older_than: timedelta
+) -> SweepReport:
+    """Resolve payments left pending (the callback lost, the phone closed): ask the gateway about each one started
+    more than ``older_than`` ago, and post, close or leave it as the answer says. The worker runs it every few
+    minutes (job ``sweep-payments``); safe to repeat."""
+    outcomes: dict[str, int] = {}
+    unreachable = 0
+    stale = payments.stale_pending(session, gateway_name, now - older_than)
+    for payment in stale:
+        try:
+            confirmed = client.query(payment.txn_id)
+        except GatewayError:
+            unreachable += 1  # tried again on the next turn
+            continue
+        with session.begin_nested():
+            result = settle(session, gateway_name, confirmed, {"sweep": confirmed.as_dict()}, Actor.system(), now)
+        outcomes[result] = outcomes.get(result, 0) + 1
+    return SweepReport(len(stale), outcomes, unreachable)

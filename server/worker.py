@@ -59,6 +59,13 @@ def _sweep_suspense(session: Session, now: datetime, rt: Runtime) -> str:
     return f"{matched} suspense payments matched to notices that arrived"
 
 
+def _sweep_payments(session: Session, now: datetime, rt: Runtime) -> str:
+    from server.payments_web import gateway, sweep_payments
+
+    c = rt.config
+    return sweep_payments(session, gateway(), c.gateway_name, now, timedelta(minutes=c.payment_sweep_minutes)).summary()
+
+
 def _arrears_steps(session: Session, now: datetime, rt: Runtime) -> str:
     from models import arrears
     from models.base import Actor
@@ -78,6 +85,7 @@ def _lookup_owners(session: Session, now: datetime, rt: Runtime) -> str:
 
 JOBS: tuple[Job, ...] = (
     Job("sweep-suspense", timedelta(minutes=1), _sweep_suspense),
+    Job("sweep-payments", timedelta(minutes=3), _sweep_payments),
     Job("lookup-owners", timedelta(minutes=5), _lookup_owners),
     Job("arrears-steps", timedelta(hours=1), _arrears_steps),
     Job("compact-feed", timedelta(days=1), _compact_feed),

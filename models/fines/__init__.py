@@ -58,6 +58,7 @@ from models.fines.cases import (  # noqa: F401
     find_case,
     fine_amount,
     note_paid,
+    note_unpaid,
     principal_amount,
     rrn_checksum_ok,
     self_payment_terms,

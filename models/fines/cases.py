@@ -26,6 +26,7 @@ from models.fines.tables import (
     IMPOSED,
     OBJECTED,
     OPEN_STAGES,
+    PAID,
     REFERRED,
     SYNCED,
     TRANSITIONS,
@@ -314,6 +315,30 @@ def self_payment_terms(session: Session, notice: Notice, on: date) -> SelfPaymen
     if on > last_day or reduced >= owed:
         return None
     return SelfPaymentTerms(owed, reduced, last_day, memo)
+
+
+def note_unpaid(session: Session, notice: Notice, actor: Actor, now: datetime) -> None:
+    """The payment that ended the case was cancelled at the gateway after approval (``models.payments`` calls this
+    after ``notices.unmark_paid``): a case that ended ``paid`` goes back to the stage it was paid from; audited."""
+    case = session.scalar(select(FineCase).where(FineCase.notice_id == notice.id).with_for_update())
+    if case is None or case.stage != PAID:
+        return
+    paid = session.scalar(
+        select(FineCaseEvent)
+        .where(FineCaseEvent.notice_id == case.notice_id, FineCaseEvent.to_stage == PAID)
+        .order_by(FineCaseEvent.id.desc())
+        .limit(1)
+    )
+    before = paid.from_stage if paid is not None and paid.from_stage in OPEN_STAGES else SYNCED
+    assert before is not None
+    case.stage = before
+    case.version += 1
+    case.updated_at = now
+    _event(session, case, "payment_cancelled", PAID, now, actor)
+    device_status = DEVICE_STATUS.get(before)
+    if device_status is not None:
+        notice_ops.tell_device(session, notice, device_status)
+    session.flush()
 
 
 def note_paid(session: Session, notice: Notice, actor: Actor, now: datetime) -> None:

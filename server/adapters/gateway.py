@@ -177,6 +177,14 @@ class HttpGateway:
         headers = {REQUEST_SIGNATURE_HEADER: sign(self._key, f"GET {path}".encode())}
         return _payment(txn_id, self._call("GET", path, headers=headers))
 
+    def refund(self, txn_id: str) -> GatewayPayment:
+        """``POST /v1/payments/<txn_id>/cancel``, signed: the merchant cancels an approved payment (취소 after
+        approval); the gateway answers the transaction, now ``cancelled`` with its ``approved_at`` kept, and sends a
+        signed callback. Raises ``GatewayRefused`` (404, 409 not_approved) and ``GatewayUnavailable``."""
+        path = f"/v1/payments/{quote(txn_id, safe='')}/cancel"
+        headers = {REQUEST_SIGNATURE_HEADER: sign(self._key, f"POST {path}".encode())}
+        return _payment(txn_id, self._call("POST", path, headers=headers))
+
     def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
         """Whether ``signature`` (the ``X-Gateway-Signature`` header, hex) signs exactly ``raw_body``; constant time.
 
@@ -234,8 +242,9 @@ def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
             approved_at = datetime.fromisoformat(str(approved_raw))
             if approved_at.utcoffset() is None:
                 raise ValueError(f"approved_at {approved_raw!r} has no offset")
-        if (status == "approved") != (approved_at is not None):
-            raise ValueError("approved_at must be set exactly when approved")
+        # approved_at is set when approved, unset while ready; a cancelled payment keeps it if it was approved first
+        if (status == "approved" and approved_at is None) or (status == "ready" and approved_at is not None):
+            raise ValueError("approved_at must be set when approved and only then (or on a refund)")
     except (KeyError, ValueError, TypeError) as exc:
         raise GatewayUnavailable(f"the gateway's status answer is outside the contract: {exc}") from exc
     return GatewayPayment(

@@ -61,7 +61,7 @@ class Transaction:
     return_url: str
     callback_url: str
     created_at: str
-    status: str = "ready"  # ready → approved | cancelled
+    status: str = "ready"  # ready → approved | cancelled; approved → cancelled (refund: approved_at kept)
     approved_at: str | None = None
     cancelled_at: str | None = None
     callback_body: str | None = None
@@ -210,6 +210,26 @@ class SandboxGateway:
                 ensure_ascii=False,
                 separators=(",", ":"),
             )
+            txn.callback_body = body
+            txn.callback_signature = sign(self.key, body.encode())
+            self._save()
+            snapshot = _snapshot(txn)
+        self._deliver(snapshot, simulate_failure=self.fail_callbacks)
+        return snapshot
+
+    def refund(self, txn_id: str) -> Transaction:
+        """The merchant cancels an approved payment (취소 after approval): ``cancelled``, ``approved_at`` kept, the
+        merchant notified once with a signed callback. Again does nothing; ``SandboxError(409, "not_approved")``
+        for a transaction never approved, 404 for an unknown one."""
+        with self._lock:
+            txn = self._get(txn_id)
+            if txn.status == "cancelled" and txn.approved_at is not None:
+                return _snapshot(txn)
+            if txn.status != "approved":
+                raise SandboxError(409, "not_approved", f"the payment is {txn.status}, not approved")
+            txn.status = "cancelled"
+            txn.cancelled_at = utc_now()
+            body = json.dumps(txn.public(), ensure_ascii=False, separators=(",", ":"))
             txn.callback_body = body
             txn.callback_signature = sign(self.key, body.encode())
             self._save()
@@ -462,6 +482,11 @@ def create_app(gateway: SandboxGateway, *, public_url: str | None = None, mercha
     def payment_status(txn_id: str) -> Response:
         signed_path("GET", txn_id)
         return json_response(gateway.get(txn_id).public())
+
+    @app.post("/v1/payments/<txn_id>/cancel")
+    def refund_payment(txn_id: str) -> Response:
+        signed_path("POST", txn_id, "/cancel")
+        return json_response(gateway.refund(txn_id).public())
 
     @app.post("/v1/payments/<txn_id>/callbacks")
     def resend_callback(txn_id: str) -> Response:

@@ -1,0 +1,245 @@
+"""Payment states forward only (domain and database), raw gateway payloads kept, and the sweep that resolves
+payments left pending, against the real gateway sandbox process and PostgreSQL (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from models import ledger, notices, payments
+from models.base import Actor
+from server.adapters.gateway import HttpGateway, start_sandbox, stop_sandbox
+from server.payments_web import settle, sweep_payments
+from tests.conftest import free_port
+from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
+
+KEY = "7b2e" * 16
+NOTICE_NO = "111102600000012"
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[HttpGateway]:
+    """A sandbox whose callbacks are lost (fail_callbacks): only the status query tells what happened."""
+    port = free_port()
+    proc = start_sandbox(port, KEY, fail_callbacks=True)
+    try:
+        yield HttpGateway(f"http://127.0.0.1:{port}", KEY, name="sandbox")
+    finally:
+        stop_sandbox(proc)
+
+
+def started(db_session, gateway: HttpGateway, amount: int = 32000, notice_no: str = NOTICE_NO) -> payments.Payment:
+    """The citizen pressed 납부하기: a transaction at the gateway, a pending payment with us."""
+    created = gateway.create(
+        order_id=str(uuid.uuid4()),
+        amount=amount,
+        notice_no=notice_no,
+        description="과태료",
+        return_url="http://127.0.0.1:9/p/x/done",
+        callback_url="http://127.0.0.1:9/api/v1/payments/callbacks/sandbox",
+    )
+    return payments.open_payment(
+        db_session, gateway="sandbox", txn_id=created.txn_id, channel="qr", notice_no=notice_no, amount=amount
+    )
+
+
+def at_gateway(gateway: HttpGateway, txn_id: str, action: str) -> None:
+    """The phone presses 결제 (approve) or 취소 (cancel) on the sandbox's page."""
+    response = httpx.post(f"{gateway.base_url}/pay/{txn_id}/{action}", trust_env=False, timeout=10)
+    assert response.status_code == 303
+
+
+LATER = datetime.now(UTC) + timedelta(hours=1)
+SWEEP_AGE = timedelta(minutes=10)
+
+
+def test_a_payment_moves_forward_only_in_the_domain(db_session) -> None:
+    payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-fwd", channel="qr", notice_no=None,
+                                    amount=1000)  # fmt: skip
+    payments.move(payment, payments.CANCELLED_PAYMENT)
+    for back in (payments.PENDING, payments.POSTED, payments.SUSPENSE):
+        with pytest.raises(payments.BackwardMove):
+            payments.move(payment, back)
+    assert payment.status == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("start", "back"),
+    [("posted", "pending"), ("cancelled", "pending"), ("posted", "suspense"), ("suspense", "pending"),
+     ("cancelled", "posted")],
+)  # fmt: skip
+def test_the_database_refuses_a_backward_move(db_session, start: str, back: str) -> None:
+    payment = payments.open_payment(db_session, gateway="sandbox", txn_id=f"t-db-{start}-{back}", channel="qr",
+                                    notice_no=None, amount=1000)  # fmt: skip
+    if start == "posted":
+        db_session.execute(text("UPDATE payments SET status = 'suspense' WHERE id = :id"), {"id": payment.id})
+    db_session.execute(text("UPDATE payments SET status = :s WHERE id = :id"), {"s": start, "id": payment.id})
+    with pytest.raises(DBAPIError, match="may not move"), db_session.begin_nested():
+        db_session.execute(text("UPDATE payments SET status = :s WHERE id = :id"), {"s": back, "id": payment.id})
+
+
+def test_the_database_refuses_an_unknown_status(db_session) -> None:
+    payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-unknown", channel="qr", notice_no=None,
+                                    amount=1000)  # fmt: skip
+    with pytest.raises(DBAPIError), db_session.begin_nested():
+        db_session.execute(text("UPDATE payments SET status = 'paid_twice' WHERE id = :id"), {"id": payment.id})
+
+
+def test_payment_events_are_append_only(db_session) -> None:
+    event = payments.record_event(db_session, "sandbox", "t-ev", "callback", {"txn_id": "t-ev"}, '{"txn_id":"t-ev"}')
+    with pytest.raises(DBAPIError, match="append-only"), db_session.begin_nested():
+        db_session.execute(text("UPDATE payment_events SET body = '{}' WHERE id = :id"), {"id": event.id})
+    with pytest.raises(DBAPIError, match="append-only"), db_session.begin_nested():
+        db_session.execute(text("DELETE FROM payment_events WHERE id = :id"), {"id": event.id})
+
+
+def test_every_status_answer_is_kept_and_a_repeated_answer_posts_once(db_session, gateway, issue) -> None:  # noqa: F811
+    notice = issue(NOTICE_NO)
+    payment = started(db_session, gateway)
+    at_gateway(gateway, payment.txn_id, "approve")
+    answer = gateway.query(payment.txn_id)
+    now = datetime.now(UTC)
+    assert settle(db_session, "sandbox", answer, {"query": answer.as_dict()}, Actor.system(), now) == "posted"
+    again = gateway.query(payment.txn_id)
+    assert settle(db_session, "sandbox", again, {"query": again.as_dict()}, Actor.system(), now) == "already_posted"
+    receivable = notices.receivable_of(db_session, notice.id)
+    assert receivable is not None
+    assert [(e.kind, e.amount) for e in ledger.entries(db_session, receivable.id)] == [
+        ("charge", 40000), ("reduction", -8000), ("payment", -32000)
+    ]  # fmt: skip
+    events = payments.events_of(db_session, "sandbox", payment.txn_id)
+    assert [e.kind for e in events] == ["status_answer", "status_answer"]
+    assert all(e.body is not None and e.body["status"] == "approved" and e.body["amount"] == 32000 for e in events)
+
+
+def test_the_sweep_posts_a_payment_approved_at_the_gateway_whose_callback_was_lost(
+    db_session,
+    gateway,
+    issue,  # noqa: F811
+) -> None:
+    notice = issue(NOTICE_NO)
+    payment = started(db_session, gateway)
+    at_gateway(gateway, payment.txn_id, "approve")
+    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE)
+    assert report.outcomes == {"posted": 1} and report.unreachable == 0
+    assert payment.status == "posted" and notice.status == "paid"
+    assert sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE).asked == 0  # nothing left pending
+
+
+def test_the_sweep_closes_a_cancelled_payment_and_leaves_an_open_one_and_a_young_one(db_session, gateway) -> None:
+    cancelled = started(db_session, gateway)
+    at_gateway(gateway, cancelled.txn_id, "cancel")
+    still_open = started(db_session, gateway)
+    young = sweep_payments(db_session, gateway, "sandbox", datetime.now(UTC) - timedelta(hours=1), SWEEP_AGE)
+    assert young.asked == 0  # started less than ten minutes before: not asked yet
+    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE)
+    assert report.outcomes == {"cancelled": 1, "pending": 1}
+    assert (cancelled.status, still_open.status) == ("cancelled", "pending")
+    kinds = {p.txn_id: [e.body["status"] for e in payments.events_of(db_session, "sandbox", p.txn_id) if e.body]
+             for p in (cancelled, still_open)}  # fmt: skip
+    assert kinds == {cancelled.txn_id: ["cancelled"], still_open.txn_id: ["ready"]}
+
+
+def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_session) -> None:
+    payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-nowhere", channel="qr", notice_no=None,
+                                    amount=1000)  # fmt: skip
+    nowhere = HttpGateway(f"http://127.0.0.1:{free_port()}", KEY, name="sandbox")
+    report = sweep_payments(db_session, nowhere, "sandbox", LATER, SWEEP_AGE)
+    assert report.unreachable >= 1 and payment.status == "pending"
+    assert db_session.scalar(select(payments.PaymentEvent).where(payments.PaymentEvent.txn_id == "t-nowhere")) is None
+
+
+def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payable_again(
+    db_session,
+    gateway,
+    issue,  # noqa: F811
+) -> None:
+    from models.feed import ChangeLog
+    from models.fines import FineCase
+
+    notice = issue(NOTICE_NO)
+    payment = started(db_session, gateway)
+    at_gateway(gateway, payment.txn_id, "approve")
+    now = datetime.now(UTC)
+    answer = gateway.query(payment.txn_id)
+    assert settle(db_session, "sandbox", answer, {}, Actor.system(), now) == "posted"
+    assert notice.status == "paid" and notice.version == 2
+    case = db_session.get(FineCase, notice.id)
+    assert case is not None and case.stage == "paid"
+
+    refunded = gateway.refund(payment.txn_id)  # the merchant cancels the approved payment at the gateway
+    assert refunded.status == "cancelled" and refunded.approved_at == answer.approved_at
+    assert gateway.refund(payment.txn_id).status == "cancelled"  # again: nothing more
+    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "reversed"
+    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "cancelled"
+
+    receivable = notices.receivable_of(db_session, notice.id)
+    assert receivable is not None
+    rows = [(e.kind, e.amount) for e in ledger.entries(db_session, receivable.id)]
+    assert rows == [("charge", 40000), ("reduction", -8000), ("payment", -32000), ("reversal", 32000),
+                    ("reversal", 8000)]  # fmt: skip
+    assert sum(amount for _, amount in rows) == ledger.balance(db_session, receivable.id) == 40000
+    assert receivable.status == ledger.OPEN
+    assert payment.status == "cancelled"
+    assert (notice.status, notice.version, notice.paid_at) == ("issued", 3, None)
+    db_session.refresh(case)
+    assert case.stage != "paid"
+    feed = db_session.scalars(select(ChangeLog).where(ChangeLog.key == NOTICE_NO).order_by(ChangeLog.id)).all()
+    assert {"status": "issued", "version": 3}.items() <= feed[-1].data.items()
+    with pytest.raises(payments.BackwardMove):
+        payments.move(payment, payments.POSTED)
+
+
+def test_only_an_approved_payment_can_be_refunded_at_the_gateway(db_session, gateway) -> None:
+    from server.adapters.gateway import GatewayRefused
+
+    payment = started(db_session, gateway)
+    with pytest.raises(GatewayRefused) as refused:
+        gateway.refund(payment.txn_id)
+    assert refused.value.status == 409 and refused.value.code == "not_approved"
+
+
+def test_every_verified_callback_and_status_answer_is_kept_and_a_repeated_callback_posts_once(
+    connection, test_config, gateway
+) -> None:
+    import json
+
+    from sqlalchemy.orm import Session
+
+    from server import create_app
+    from server.adapters.gateway import sign
+
+    app = create_app(test_config.with_overrides(gateway_url=gateway.base_url, gateway_key=KEY), bind=connection)
+    client = app.test_client()
+    created = gateway.create(
+        order_id=str(uuid.uuid4()),
+        amount=40000,
+        notice_no="111102600000020",  # not synced yet: suspense
+        description="과태료",
+        return_url="http://127.0.0.1:9/p/x/done",
+        callback_url="http://127.0.0.1:9/api/v1/payments/callbacks/sandbox",
+    )
+    at_gateway(gateway, created.txn_id, "approve")
+    raw = json.dumps(gateway.query(created.txn_id).as_dict(), separators=(",", ":")).encode()
+
+    def send(signature: str) -> tuple[int, dict]:
+        response = client.post("/api/v1/payments/callbacks/sandbox", data=raw, content_type="application/json",
+                               headers={"X-Gateway-Signature": signature})  # fmt: skip
+        return response.status_code, response.get_json()
+
+    good = sign(bytes.fromhex(KEY), raw)
+    assert send("0" * 64)[0] == 401  # not verified: not kept
+    assert send(good) == (200, {"result": "suspense", "txn_id": created.txn_id})
+    assert send(good) == (200, {"result": "already_posted", "txn_id": created.txn_id})
+    with Session(bind=connection) as session:
+        events = payments.events_of(session, "sandbox", created.txn_id)
+        assert [e.kind for e in events] == ["callback", "status_answer", "callback", "status_answer"]
+        assert events[0].raw == raw.decode() and events[0].body == json.loads(raw)
+        assert events[1].body is not None and events[1].body["status"] == "approved"
+        assert payments.suspense_total(session, "111102600000020") == 40000
