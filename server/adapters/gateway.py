@@ -17,8 +17,6 @@ import hmac
 import json
 import ssl
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,12 +25,13 @@ from urllib.parse import quote
 
 import httpx
 
+from server.adapters import sandbox_process
+
 PaymentStatus = Literal["ready", "approved", "cancelled"]
 _STATUSES: tuple[str, ...] = get_args(PaymentStatus)
 
 REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
 CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class GatewayError(Exception):
@@ -271,47 +270,17 @@ def start_sandbox(
     Its stdout and stderr go to ``log_path`` (appended) if given, else to ours. Stop it with ``stop_sandbox``.
     Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` seconds (it is killed then).
     """
-    argv = [sys.executable, "-m", "server.sandboxes.gateway", "--host", host, "--port", str(port), "--key", key]
+    args = ["--key", key]
     if state_path is not None:
-        argv += ["--state", str(state_path)]
+        args += ["--state", str(state_path)]
     if fail_callbacks:
-        argv.append("--fail-callbacks")
+        args.append("--fail-callbacks")
     if public_url:
-        argv += ["--public-url", public_url]
-    if log_path is not None:
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    else:
-        proc = subprocess.Popen(argv, cwd=ROOT)
-    url = f"http://{host}:{port}/healthz"
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                last = f"exited with status {proc.returncode}"
-                break
-            try:
-                response = client.get(url)
-                # another process on the port would answer too: only ours counts
-                if response.status_code == 200 and response.json().get("pid") == proc.pid:
-                    return proc
-                last = f"/healthz answered {response.status_code} {response.text[:100]!r}"
-            except (httpx.HTTPError, ValueError) as exc:
-                last = repr(exc)
-            time.sleep(0.05)
-    stop_sandbox(proc)
-    tail = log_path.read_text(errors="replace")[-2000:] if log_path is not None and log_path.exists() else ""
-    raise RuntimeError(f"the gateway sandbox on {host}:{port} did not start: {last}\n{tail}".rstrip())
+        args += ["--public-url", public_url]
+    return sandbox_process.start(
+        "server.sandboxes.gateway", args, host=host, port=port, log_path=log_path, timeout=timeout,
+        label="the gateway sandbox",
+    )  # fmt: skip
 
 
-def stop_sandbox(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    """Terminate a sandbox started by ``start_sandbox`` (SIGTERM, then SIGKILL after ``timeout``) and reap it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait()
+stop_sandbox = sandbox_process.stop
