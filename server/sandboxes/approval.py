@@ -36,6 +36,8 @@ from flask import Flask, Response, render_template_string, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
+from server.sandboxes.state import load_state, save_state
+
 REQUEST_TIMESTAMP_HEADER = "X-Jingsu-Timestamp"
 REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
 CALLBACK_TIMESTAMP_HEADER = "X-Approval-Timestamp"
@@ -44,7 +46,6 @@ MAX_SKEW_S = 300
 CALLBACK_TIMEOUT_S = 10.0
 MAX_AMOUNT = 10**15
 AUTO_APPROVER = "자동결재(샌드박스)"
-STATE_VERSION = 1
 
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 _TYPE_RE = re.compile(r"^[a-z][a-z_]{0,39}$")
@@ -271,25 +272,14 @@ class SandboxApproval:
 
     def _save(self) -> None:
         """Write the whole state atomically (caller holds the lock)."""
-        if self.state_path is None:
-            return
-        data = {"version": STATE_VERSION, "submissions": [asdict(s) for s in self._subs.values()]}
-        tmp = self.state_path.with_name(f"{self.state_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.state_path)
+        save_state(self.state_path, "submissions", [asdict(r) for r in self._subs.values()])
 
     def _load(self, path: Path) -> None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown state version {data.get('version')!r}")
-            subs = [Submission(**s) for s in data["submissions"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            records = [Submission(**r) for r in load_state(path, "submissions")]
+        except TypeError as exc:
             raise ValueError(f"cannot read the state file {path}: {exc}") from exc
-        for sub in subs:
+        for sub in records:
             self._subs[sub.submission_id] = sub
             self._by_ref[sub.reference_id] = sub.submission_id
 

@@ -36,12 +36,13 @@ from flask import Flask, Response, render_template_string, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
+from server.sandboxes.state import load_state, save_state
+
 MERCHANT_NAME = "서울특별시 세외수입"
 REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
 CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
 CALLBACK_TIMEOUT_S = 10.0
 MAX_AMOUNT = 10**12
-STATE_VERSION = 1
 
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 
@@ -284,25 +285,14 @@ class SandboxGateway:
 
     def _save(self) -> None:
         """Write the whole state atomically (caller holds the lock)."""
-        if self.state_path is None:
-            return
-        data = {"version": STATE_VERSION, "transactions": [asdict(t) for t in self._txns.values()]}
-        tmp = self.state_path.with_name(f"{self.state_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.state_path)
+        save_state(self.state_path, "transactions", [asdict(r) for r in self._txns.values()])
 
     def _load(self, path: Path) -> None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown state version {data.get('version')!r}")
-            txns = [Transaction(**t) for t in data["transactions"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            records = [Transaction(**r) for r in load_state(path, "transactions")]
+        except TypeError as exc:
             raise ValueError(f"cannot read the state file {path}: {exc}") from exc
-        for txn in txns:
+        for txn in records:
             self._txns[txn.txn_id] = txn
             self._by_order[txn.order_id] = txn.txn_id
 
