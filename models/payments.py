@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, UniqueConstraint, func, select
+from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, Text, UniqueConstraint, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from models import arrears, fines, ledger, notices
 from models.arrears.engine import REVERSAL_OF
 from models.base import Actor, Base
-from sync.protocol import seoul_date
+from sync.protocol import parse_notice_no, seoul_date
 
 
 class Payment(Base):
@@ -32,7 +32,8 @@ class Payment(Base):
     notice_no: Mapped[str | None] = mapped_column(String(15), index=True)
     receivable_id: Mapped[int | None] = mapped_column(ForeignKey("receivables.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12))  # pending, posted, suspense, cancelled: forward only (FORWARD)
+    status: Mapped[str] = mapped_column(String(12))  # initiated, pending, paid, failed, cancelled: FORWARD only
+    failed_reason: Mapped[str | None] = mapped_column(String(40))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -62,23 +63,39 @@ class SuspensePayment(Base):
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
     notice_no: Mapped[str | None] = mapped_column(String(15), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12))  # open, matched, refunded
+    status: Mapped[str] = mapped_column(String(12))  # open, matched, refunded, cancelled
+    jurisdiction: Mapped[str | None] = mapped_column(String(5))  # from the number, when it reads as a notice number
     matched_receivable_id: Mapped[int | None] = mapped_column(ForeignKey("receivables.id"))
     matched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    matched_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: matched when the notice arrived
+    match_note: Mapped[str | None] = mapped_column(String(200))
+    refund_reason: Mapped[str | None] = mapped_column(String(200))
+    refund_account_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refund_account_masked: Mapped[str | None] = mapped_column(String(40))
+    refunded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # --- posting -------------------------------------------------------------------------------------------------------
 
-PENDING, POSTED, SUSPENSE, CANCELLED_PAYMENT = "pending", "posted", "suspense", "cancelled"
+# initiated: the gateway created it and the citizen was sent there; pending: the gateway has spoken (a callback)
+# but the money is not confirmed yet; paid: the source's own answer confirmed it — posted to the ledger, or waiting
+# in suspense when it names no known notice; failed: never paid (refused, abandoned); cancelled: paid, then
+# cancelled at the source (the reversal posted).
+INITIATED, PENDING, PAID, FAILED, CANCELLED_PAYMENT = "initiated", "pending", "paid", "failed", "cancelled"
+OPEN_STATES = (INITIATED, PENDING)
 
-# the only moves a payment makes; never back (the database refuses the rest too: migration 0008)
+# the only moves a payment makes; never back (the database refuses the rest too: migration 0009)
 FORWARD: dict[str, frozenset[str]] = {
-    PENDING: frozenset({POSTED, SUSPENSE, CANCELLED_PAYMENT}),
-    SUSPENSE: frozenset({POSTED}),
-    POSTED: frozenset({CANCELLED_PAYMENT}),  # cancelled at the gateway after approval: the reversal posts
+    INITIATED: frozenset({PENDING, PAID, FAILED}),
+    PENDING: frozenset({PAID, FAILED}),
+    PAID: frozenset({CANCELLED_PAYMENT}),
+    FAILED: frozenset(),
     CANCELLED_PAYMENT: frozenset(),
 }
+# suspense rows (미확인 수납)
+SUSPENSE_OPEN, SUSPENSE_MATCHED, SUSPENSE_REFUNDED, SUSPENSE_CANCELLED = "open", "matched", "refunded", "cancelled"
 
 
 class BackwardMove(ValueError):
@@ -115,11 +132,11 @@ def events_of(session: Session, gateway: str, txn_id: str) -> list[PaymentEvent]
 
 
 def stale_pending(session: Session, gateway: str, before: datetime) -> list[Payment]:
-    """Payments still pending that were started before ``before`` (the sweep asks the gateway about them)."""
+    """Payments still initiated or pending that were started before ``before`` (the sweep asks about them)."""
     return list(
         session.scalars(
             select(Payment)
-            .where(Payment.gateway == gateway, Payment.status == PENDING, Payment.created_at < before)
+            .where(Payment.gateway == gateway, Payment.status.in_(OPEN_STATES), Payment.created_at < before)
             .order_by(Payment.id)
         )
     )
@@ -148,10 +165,10 @@ class PostingResult:
 def open_payment(
     session: Session, *, gateway: str, txn_id: str, channel: str, notice_no: str | None, amount: int
 ) -> Payment:
-    """Record a payment the citizen started (status ``pending`` until the source confirms it)."""
+    """Record a payment the citizen started (``initiated`` until the source says more)."""
     session.execute(
         pg_insert(Payment)
-        .values(gateway=gateway, txn_id=txn_id, channel=channel, notice_no=notice_no, amount=amount, status=PENDING)
+        .values(gateway=gateway, txn_id=txn_id, channel=channel, notice_no=notice_no, amount=amount, status=INITIATED)
         .on_conflict_do_nothing(index_elements=["gateway", "txn_id"])
     )
     payment = session.scalar(select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id))
@@ -177,25 +194,36 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
         select(Payment).where(Payment.gateway == received.gateway, Payment.txn_id == received.txn_id).with_for_update()
     )
     assert payment is not None
-    if payment.status in (POSTED, SUSPENSE):
+    if payment.status == PAID:
         return PostingResult(payment, False, None)
+    if payment.status in (FAILED, CANCELLED_PAYMENT):
+        # money confirmed for a payment we closed (marked abandoned, then approved after all): never posted twice,
+        # never dropped — the caller raises it as an exception for a clerk
+        raise BackwardMove(f"payment {payment.id} is {payment.status}; the source now confirms it paid")
     payment.amount = received.amount
     payment.approved_at = received.approved_at
     payment.raw = received.raw
     payment.notice_no = received.notice_no
     notice = notices.find_notice(session, received.notice_no, for_update=True) if received.notice_no else None
     if notice is None:
-        move(payment, SUSPENSE)
+        move(payment, PAID)
+        parsed = parse_notice_no(received.notice_no)
         session.add(
-            SuspensePayment(payment_id=payment.id, notice_no=received.notice_no, amount=received.amount, status="open")
+            SuspensePayment(
+                payment_id=payment.id,
+                notice_no=received.notice_no,
+                jurisdiction=parsed.jurisdiction if parsed else None,
+                amount=received.amount,
+                status=SUSPENSE_OPEN,
+            )
         )
         session.flush()
         return PostingResult(payment, True, None)
-    _apply_to_notice(session, payment, notice, actor, now)
+    apply_to_notice(session, payment, notice, actor, now)
     return PostingResult(payment, True, notice)
 
 
-def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice, actor: Actor, now: datetime) -> None:
+def apply_to_notice(session: Session, payment: Payment, notice: notices.Notice, actor: Actor, now: datetime) -> None:
     receivable = notices.receivable_of(session, notice.id)
     assert receivable is not None, "every accepted notice has a receivable"
     assert payment.approved_at is not None
@@ -223,7 +251,7 @@ def _apply_to_notice(session: Session, payment: Payment, notice: notices.Notice,
     ledger.allocate_payment(session, receivable, payment.amount, paid_on, source, actor)
     arrears.after_payment(session, receivable, paid_on, actor)  # a paid plate leaves the hotlist at once
     payment.receivable_id = receivable.id
-    move(payment, POSTED)
+    move(payment, PAID)
     session.flush()
     if notice.status in notices.PAYABLE and ledger.balance(session, receivable.id) <= 0:
         notices.mark_paid(session, notice, payment.approved_at, actor, now)
@@ -238,7 +266,7 @@ def match_suspense(session: Session, notice: notices.Notice, actor: Actor, now: 
     rows = list(
         session.scalars(
             select(SuspensePayment)
-            .where(SuspensePayment.notice_no == notice.notice_no, SuspensePayment.status == "open")
+            .where(SuspensePayment.notice_no == notice.notice_no, SuspensePayment.status == SUSPENSE_OPEN)
             .order_by(SuspensePayment.id)
             .with_for_update()
         )
@@ -246,8 +274,8 @@ def match_suspense(session: Session, notice: notices.Notice, actor: Actor, now: 
     for row in rows:
         payment = session.get(Payment, row.payment_id)
         assert payment is not None
-        _apply_to_notice(session, payment, notice, actor, now)
-        row.status = "matched"
+        apply_to_notice(session, payment, notice, actor, now)
+        row.status = SUSPENSE_MATCHED
         row.matched_receivable_id = payment.receivable_id
         row.matched_at = now
     session.flush()
@@ -262,14 +290,28 @@ def find_payment(session: Session, gateway: str, txn_id: str) -> Payment | None:
     return session.scalar(select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id))
 
 
-def cancel_pending(session: Session, gateway: str, txn_id: str) -> None:
-    """The citizen abandoned the payment at the gateway: a pending payment is closed, a posted one untouched."""
+def note_pending(session: Session, gateway: str, txn_id: str) -> None:
+    """The gateway has spoken about an initiated payment (a callback): it is pending until its answer is confirmed."""
     payment = session.scalar(
         select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
     )
-    if payment is not None and payment.status == PENDING:
-        move(payment, CANCELLED_PAYMENT)
+    if payment is not None and payment.status == INITIATED:
+        move(payment, PENDING)
         session.flush()
+
+
+def fail_payment(session: Session, gateway: str, txn_id: str, reason: str) -> bool:
+    """The payment will never be paid (cancelled by the citizen at the gateway, refused, abandoned): an initiated or
+    pending payment is closed ``failed`` with the reason; a paid one is untouched. Returns whether it moved."""
+    payment = session.scalar(
+        select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
+    )
+    if payment is None or payment.status not in OPEN_STATES:
+        return False
+    move(payment, FAILED)
+    payment.failed_reason = reason[:40]
+    session.flush()
+    return True
 
 
 def cancel_posted(
@@ -279,13 +321,24 @@ def cancel_posted(
     allocations and of the 자진납부 reduction that came with it, reopen the receivable, make the notice payable again
     and take the fine case out of ``paid``. Once: returns False when there is nothing (left) to reverse.
 
-    A payment in suspense that is cancelled is not handled here (it has no ledger entries; see suspense refunds).
+    A payment still in suspense has no ledger entries: its suspense row is closed ``cancelled`` (nothing to refund,
+    the source took the money back).
     """
     payment = session.scalar(
         select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id).with_for_update()
     )
-    if payment is None or payment.status != POSTED or payment.receivable_id is None:
+    if payment is None or payment.status != PAID:
         return False
+    if payment.receivable_id is None:
+        waiting = session.scalar(
+            select(SuspensePayment).where(SuspensePayment.payment_id == payment.id).with_for_update()
+        )
+        if waiting is None or waiting.status != SUSPENSE_OPEN:
+            return False  # refunded by us already: the clerk must settle it with the source
+        waiting.status = SUSPENSE_CANCELLED
+        move(payment, CANCELLED_PAYMENT)
+        session.flush()
+        return True
     source = f"payment:{gateway}:{txn_id}"
     on = seoul_date(cancelled_at)
     arrears.reverse_payment(session, payment.receivable_id, source, on, actor)
@@ -321,7 +374,7 @@ def suspense_total(session: Session, notice_no: str) -> int:
     """Money received for a notice the ledger does not know yet (still in suspense)."""
     total = session.scalar(
         select(func.coalesce(func.sum(SuspensePayment.amount), 0)).where(
-            SuspensePayment.notice_no == notice_no, SuspensePayment.status == "open"
+            SuspensePayment.notice_no == notice_no, SuspensePayment.status == SUSPENSE_OPEN
         )
     )
     return int(total or 0)
@@ -335,7 +388,7 @@ def in_suspense_among(session: Session, notice_nos: Iterable[str]) -> set[str]:
     return set(
         session.scalars(
             select(SuspensePayment.notice_no).where(
-                SuspensePayment.notice_no.in_(notice_nos), SuspensePayment.status == "open"
+                SuspensePayment.notice_no.in_(notice_nos), SuspensePayment.status == SUSPENSE_OPEN
             )
         )
     )
@@ -346,7 +399,7 @@ def sweep_suspense(session: Session, now: datetime) -> int:
     committed at the same moment each missed the other); the worker runs it every minute. Returns how many."""
     waiting = session.scalars(
         select(SuspensePayment.notice_no)
-        .where(SuspensePayment.status == "open", SuspensePayment.notice_no.is_not(None))
+        .where(SuspensePayment.status == SUSPENSE_OPEN, SuspensePayment.notice_no.is_not(None))
         .distinct()
         .order_by(SuspensePayment.notice_no)
     ).all()

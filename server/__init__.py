@@ -50,11 +50,12 @@ def create_app(
     from server import payments_web
 
     api.register_blueprint(payments_web.api)
-    from server.api import arrears, fines, numbers
+    from server.api import arrears, fines, numbers, suspense
 
     api.register_blueprint(numbers.blp)
     api.register_blueprint(arrears.blp)
     api.register_blueprint(fines.blp)
+    api.register_blueprint(suspense.blp)
     app.register_blueprint(payments_web.bp)
     from server import citizen, pages
 

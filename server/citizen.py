@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -42,9 +42,10 @@ from models.fines.tables import ADVANCE_NOTICED, ENDED, OPINION_SUBMITTED, SYNCE
 from models.jurisdictions import Jurisdiction
 from printing.a4 import render_documents_pdf
 from printing.documents import Allocation, Authority, PaymentInfo, Receipt, mask_name
+from server import links
 from server.pages import PageView, verified_view
 from server.runtime import runtime, unit_of_work
-from sync import payment_number, protocol
+from sync import protocol
 
 bp = Blueprint("citizen", __name__)
 
@@ -95,7 +96,7 @@ def _receipt(session: Session, view: PageView, txn_id: str | None) -> ReceiptVie
         return _page(
             404, "영수증이 없습니다", "고지서가 아직 부과 기관에 전송되지 않았습니다. 잠시 후 다시 확인해 주세요."
         )
-    posted = [p for p in payments.payments_of(session, receivable.id) if p.status == payments.POSTED]
+    posted = [p for p in payments.payments_of(session, receivable.id) if p.status == payments.PAID]
     chosen = next((p for p in posted if p.txn_id == txn_id), None) if txn_id else (posted[-1] if posted else None)
     if chosen is None or chosen.approved_at is None:
         return _page(404, "영수증이 없습니다", "이 고지서로 확인된 납부 내역이 없습니다.")
@@ -165,19 +166,10 @@ def receipt(notice_no: str) -> Response:
 
 
 def _payment_info(session: Session, view: PageView, notice: notice_ops.Notice) -> PaymentInfo:
-    # 전자납부번호 (provisional layout, sync.payment_number): agency, 세외수입, year of issue, the receivable's
-    # revenue item, the notice's serial. No virtual account is modelled yet: the receipt says 전자납부 with none.
-    receivable = notice_ops.receivable_of(session, notice.id)
-    item = receivable.revenue_item if receivable is not None else ""
-    number = payment_number.build(
-        agency=notice.jurisdiction,
-        kind=2,
-        year=notice.issued_at.year % 100,
-        item=int(item) if item.isascii() and item.isdigit() and len(item) <= 2 else 0,
-        serial=int(view.notice_no[7:14]),
-    )
+    # the receipt names how the notice is paid: its payment number, virtual account and the link the citizen used
+    info = links.payment_info(session, notice)
     link = f"{runtime().config.pay_base_url}/p/{view.notice_no}?{urlencode(view.signed)}"
-    return PaymentInfo(payment_no=number, bank_name="전자납부", account_no="-", qr_text=link)
+    return replace(info, qr_text=link)
 
 
 @bp.get("/p/<notice_no>/receipt.pdf")

@@ -18,7 +18,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SECRET_NAMES = ("jwt_secret", "pii_key", "lookup_key", "gateway_key", "registry_key", "approval_secret")
+_SECRET_NAMES = (
+    "jwt_secret",
+    "pii_key",
+    "lookup_key",
+    "gateway_key",
+    "registry_key",
+    "approval_secret",
+    "sen_key",
+)
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +61,18 @@ class Config:
     approval_callback_window_seconds: int = 300
     approval_auto_approve_seconds: int = 0
     # public base URL printed in payment QR codes (no trailing slash)
+    # the treasury bank (금고): virtual accounts (bank code, printed name, 4-digit account prefix), the key of its
+    # real-time receipt feed (SEN) signature, the unmatched-money refund age (days a suspense payment waits)
+    va_bank_code: str = "088"
+    va_bank_name: str = "신한은행"
+    va_prefix: str = "5620"
+    va_account_holder: str = "서울특별시"
+    sen_key: str = ""
+    suspense_refund_days: int = 30
+    # payments left initiated/pending this long are marked failed by the sweep (the gateway still says ready)
+    payment_abandon_hours: int = 24
+    # the postal service (e-그린우편) adapter: "sandbox" writes the manifest under <var_dir>/postal
+    postal_name: str = "sandbox"
     pay_base_url: str = "http://127.0.0.1:5000"
     demo_password: str = "jingsu-demo"
     # auth

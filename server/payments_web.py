@@ -101,7 +101,12 @@ class CallbackBody(Schema):
 
 
 class CallbackAnswer(Schema):
-    result = fields.String(metadata={"description": "posted, suspense, already_posted, cancelled, reversed or pending"})
+    result = fields.String(
+        metadata={
+            "description": "paid, suspense (paid, naming no known notice yet), already_paid, failed, reversed, "
+            "pending or approved_after_failed"
+        }
+    )
     txn_id = fields.String()
 
 
@@ -137,6 +142,7 @@ class GatewayCallback(MethodView):
             raise ApiError(422, "validation_failed", "the callback is malformed", errors=errors) from None
         with unit_of_work() as session:  # kept even if the gateway cannot be asked now
             payments.record_event(session, gateway_name, txn_id, "callback", body, raw.decode("utf-8", "replace"))
+            payments.note_pending(session, gateway_name, txn_id)  # heard of: pending until the gateway confirms
         try:
             confirmed = client.query(txn_id)  # the callback is a hint: the gateway's own answer decides
         except GatewayRefused as exc:
@@ -162,40 +168,52 @@ def settle(
     raw: dict[str, Any],
     actor: Actor,
     now: datetime,
+    *,
+    abandon_before: datetime | None = None,
 ) -> str:
     """Act on the gateway's own answer about a transaction (kept first, as every status answer is): post an
-    approved payment once, close a cancelled pending one, leave one still open. Returns what happened."""
+    approved payment once (``paid``), fail a cancelled one never approved, reverse one cancelled after approval,
+    and leave one still ``ready`` — unless it was started before ``abandon_before`` (the sweep's abandonment
+    horizon): then it is closed ``failed`` (``abandoned``). Returns what happened."""
     txn_id = confirmed.txn_id
     payments.record_event(session, gateway_name, txn_id, "status_answer", confirmed.as_dict())
     if confirmed.status != "approved":
         if confirmed.status == "cancelled":
-            if confirmed.approved_at is not None:  # cancelled after approval: a posted payment is reversed
+            if confirmed.approved_at is not None:  # cancelled after approval: a paid payment is reversed
                 if payments.cancel_posted(session, gateway_name, txn_id, now, actor, now):
                     return "reversed"
-            payments.cancel_pending(session, gateway_name, txn_id)
-            return "cancelled"
+            payments.fail_payment(session, gateway_name, txn_id, "cancelled")
+            return "failed"
+        payment = payments.find_payment(session, gateway_name, txn_id)
+        if abandon_before is not None and payment is not None and payment.created_at < abandon_before:
+            if payments.fail_payment(session, gateway_name, txn_id, "abandoned"):
+                return "abandoned"
         return "pending"
     notice_no: str | None = confirmed.notice_no
     if notice_no is not None and protocol.parse_notice_no(notice_no) is None:
         notice_no = None
     assert confirmed.approved_at is not None
-    result = payments.post_payment(
-        session,
-        payments.ReceivedPayment(
-            gateway=gateway_name,
-            txn_id=txn_id,
-            channel="qr",
-            notice_no=notice_no,
-            amount=confirmed.amount,
-            approved_at=confirmed.approved_at,
-            raw=raw,
-        ),
-        actor,
-        now,
-    )
+    try:
+        result = payments.post_payment(
+            session,
+            payments.ReceivedPayment(
+                gateway=gateway_name,
+                txn_id=txn_id,
+                channel="qr",
+                notice_no=notice_no,
+                amount=confirmed.amount,
+                approved_at=confirmed.approved_at,
+                raw=raw,
+            ),
+            actor,
+            now,
+        )
+    except payments.BackwardMove:
+        # approved after we had closed it as abandoned: the money is real; a clerk settles it (refund or post)
+        return "approved_after_failed"
     if not result.newly_posted:
-        return "already_posted"
-    return "posted" if result.notice is not None else "suspense"
+        return "already_paid"
+    return "paid" if result.notice is not None else "suspense"
 
 
 @dataclass(frozen=True)
@@ -210,14 +228,21 @@ class SweepReport:
 
 
 def sweep_payments(
-    session: Session, client: PaymentGateway, gateway_name: str, now: datetime, older_than: timedelta
+    session: Session,
+    client: PaymentGateway,
+    gateway_name: str,
+    now: datetime,
+    older_than: timedelta,
+    abandon_after: timedelta | None = None,
 ) -> SweepReport:
-    """Resolve payments left pending (the callback lost, the phone closed): ask the gateway about each one started
-    more than ``older_than`` ago, and post, close or leave it as the answer says. The worker runs it every few
-    minutes (job ``sweep-payments``); safe to repeat."""
+    """Resolve payments left initiated or pending (the callback lost, the phone closed): ask the gateway about each
+    one started more than ``older_than`` ago, and post, fail or leave it as the answer says; one the gateway still
+    calls ``ready`` after ``abandon_after`` is closed ``failed`` (abandoned). The worker runs it every few minutes
+    (job ``sweep-payments``); safe to repeat."""
     outcomes: dict[str, int] = {}
     unreachable = 0
     stale = payments.stale_pending(session, gateway_name, now - older_than)
+    abandon_before = now - abandon_after if abandon_after is not None else None
     for payment in stale:
         try:
             confirmed = client.query(payment.txn_id)
@@ -225,6 +250,14 @@ def sweep_payments(
             unreachable += 1  # tried again on the next turn
             continue
         with session.begin_nested():
-            result = settle(session, gateway_name, confirmed, {"sweep": confirmed.as_dict()}, Actor.system(), now)
+            result = settle(
+                session,
+                gateway_name,
+                confirmed,
+                {"sweep": confirmed.as_dict()},
+                Actor.system(),
+                now,
+                abandon_before=abandon_before,
+            )
         outcomes[result] = outcomes.get(result, 0) + 1
     return SweepReport(len(stale), outcomes, unreachable)

@@ -54,16 +54,25 @@ def _compact_feed(session: Session, now: datetime, rt: Runtime) -> str:
 
 def _sweep_suspense(session: Session, now: datetime, rt: Runtime) -> str:
     from models.payments import sweep_suspense
+    from models.suspense import refunds_due
 
     matched = sweep_suspense(session, now)
-    return f"{matched} suspense payments matched to notices that arrived"
+    due = refunds_due(session, now, timedelta(days=rt.config.suspense_refund_days))
+    return f"{matched} suspense payments matched to notices that arrived; {due} unmatched long enough to refund"
 
 
 def _sweep_payments(session: Session, now: datetime, rt: Runtime) -> str:
     from server.payments_web import gateway, sweep_payments
 
     c = rt.config
-    return sweep_payments(session, gateway(), c.gateway_name, now, timedelta(minutes=c.payment_sweep_minutes)).summary()
+    return sweep_payments(
+        session,
+        gateway(),
+        c.gateway_name,
+        now,
+        timedelta(minutes=c.payment_sweep_minutes),
+        abandon_after=timedelta(hours=c.payment_abandon_hours),
+    ).summary()
 
 
 def _arrears_steps(session: Session, now: datetime, rt: Runtime) -> str:

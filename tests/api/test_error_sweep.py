@@ -218,6 +218,20 @@ ROUTES: dict[tuple[str, str], Route] = {
         unknown_ids={"hold_id": UNKNOWN_IDS},
         body=lambda w: {"reason": "default"},
     ),
+    # suspense payments (미확인 수납): the clerk's list, matching and refunds
+    ("GET", "/api/v1/suspense"): Route("clerk", bogus_query={"status": ["lost", "\x00", "open\n"]}),
+    ("POST", "/api/v1/suspense/{suspense_id}/match"): Route(
+        "clerk",
+        path_ids={"suspense_id": lambda w: UNKNOWN_IDS[0]},
+        unknown_ids={"suspense_id": UNKNOWN_IDS},
+        body=lambda w: {"notice_no": UNKNOWN_NOTICE_NOS[0], "note": "확인"},
+    ),
+    ("POST", "/api/v1/suspense/{suspense_id}/refund"): Route(
+        "clerk",
+        path_ids={"suspense_id": lambda w: UNKNOWN_IDS[0]},
+        unknown_ids={"suspense_id": UNKNOWN_IDS},
+        body=lambda w: {"reason": "미확인", "bank_name": "신한은행", "account_no": "110123456789", "holder": "홍길동"},
+    ),
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}
     ),

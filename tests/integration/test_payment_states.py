@@ -62,23 +62,29 @@ SWEEP_AGE = timedelta(minutes=10)
 def test_a_payment_moves_forward_only_in_the_domain(db_session) -> None:
     payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-fwd", channel="qr", notice_no=None,
                                     amount=1000)  # fmt: skip
-    payments.move(payment, payments.CANCELLED_PAYMENT)
-    for back in (payments.PENDING, payments.POSTED, payments.SUSPENSE):
+    assert payment.status == "initiated"
+    with pytest.raises(payments.BackwardMove):
+        payments.move(payment, payments.CANCELLED_PAYMENT)  # only a paid payment can be cancelled
+    payments.move(payment, payments.PENDING)
+    with pytest.raises(payments.BackwardMove):
+        payments.move(payment, payments.INITIATED)
+    payments.move(payment, payments.FAILED)
+    for back in (payments.INITIATED, payments.PENDING, payments.PAID, payments.CANCELLED_PAYMENT):
         with pytest.raises(payments.BackwardMove):
             payments.move(payment, back)
-    assert payment.status == "cancelled"
+    assert payment.status == "failed"
 
 
 @pytest.mark.parametrize(
     ("start", "back"),
-    [("posted", "pending"), ("cancelled", "pending"), ("posted", "suspense"), ("suspense", "pending"),
-     ("cancelled", "posted")],
+    [("pending", "initiated"), ("paid", "pending"), ("paid", "failed"), ("failed", "paid"), ("failed", "pending"),
+     ("cancelled", "paid"), ("initiated", "cancelled")],
 )  # fmt: skip
 def test_the_database_refuses_a_backward_move(db_session, start: str, back: str) -> None:
     payment = payments.open_payment(db_session, gateway="sandbox", txn_id=f"t-db-{start}-{back}", channel="qr",
                                     notice_no=None, amount=1000)  # fmt: skip
-    if start == "posted":
-        db_session.execute(text("UPDATE payments SET status = 'suspense' WHERE id = :id"), {"id": payment.id})
+    if start == "cancelled":
+        db_session.execute(text("UPDATE payments SET status = 'paid' WHERE id = :id"), {"id": payment.id})
     db_session.execute(text("UPDATE payments SET status = :s WHERE id = :id"), {"s": start, "id": payment.id})
     with pytest.raises(DBAPIError, match="may not move"), db_session.begin_nested():
         db_session.execute(text("UPDATE payments SET status = :s WHERE id = :id"), {"s": back, "id": payment.id})
@@ -105,9 +111,9 @@ def test_every_status_answer_is_kept_and_a_repeated_answer_posts_once(db_session
     at_gateway(gateway, payment.txn_id, "approve")
     answer = gateway.query(payment.txn_id)
     now = datetime.now(UTC)
-    assert settle(db_session, "sandbox", answer, {"query": answer.as_dict()}, Actor.system(), now) == "posted"
+    assert settle(db_session, "sandbox", answer, {"query": answer.as_dict()}, Actor.system(), now) == "paid"
     again = gateway.query(payment.txn_id)
-    assert settle(db_session, "sandbox", again, {"query": again.as_dict()}, Actor.system(), now) == "already_posted"
+    assert settle(db_session, "sandbox", again, {"query": again.as_dict()}, Actor.system(), now) == "already_paid"
     receivable = notices.receivable_of(db_session, notice.id)
     assert receivable is not None
     assert [(e.kind, e.amount) for e in ledger.entries(db_session, receivable.id)] == [
@@ -127,8 +133,8 @@ def test_the_sweep_posts_a_payment_approved_at_the_gateway_whose_callback_was_lo
     payment = started(db_session, gateway)
     at_gateway(gateway, payment.txn_id, "approve")
     report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE)
-    assert report.outcomes == {"posted": 1} and report.unreachable == 0
-    assert payment.status == "posted" and notice.status == "paid"
+    assert report.outcomes == {"paid": 1} and report.unreachable == 0
+    assert payment.status == "paid" and notice.status == "paid"
     assert sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE).asked == 0  # nothing left pending
 
 
@@ -138,12 +144,27 @@ def test_the_sweep_closes_a_cancelled_payment_and_leaves_an_open_one_and_a_young
     still_open = started(db_session, gateway)
     young = sweep_payments(db_session, gateway, "sandbox", datetime.now(UTC) - timedelta(hours=1), SWEEP_AGE)
     assert young.asked == 0  # started less than ten minutes before: not asked yet
-    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE)
-    assert report.outcomes == {"cancelled": 1, "pending": 1}
-    assert (cancelled.status, still_open.status) == ("cancelled", "pending")
+    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE, abandon_after=timedelta(hours=24))
+    assert report.outcomes == {"failed": 1, "pending": 1}
+    assert (cancelled.status, cancelled.failed_reason, still_open.status) == ("failed", "cancelled", "initiated")
     kinds = {p.txn_id: [e.body["status"] for e in payments.events_of(db_session, "sandbox", p.txn_id) if e.body]
              for p in (cancelled, still_open)}  # fmt: skip
     assert kinds == {cancelled.txn_id: ["cancelled"], still_open.txn_id: ["ready"]}
+
+
+def test_the_sweep_fails_a_payment_abandoned_at_the_gateway_for_longer_than_the_horizon(db_session, gateway) -> None:
+    abandoned = started(db_session, gateway)
+    day_later = datetime.now(UTC) + timedelta(hours=25)
+    kept = sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE, abandon_after=timedelta(hours=26))
+    assert kept.outcomes == {"pending": 1} and abandoned.status == "initiated"
+    report = sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE, abandon_after=timedelta(hours=24))
+    assert report.outcomes == {"abandoned": 1}
+    assert (abandoned.status, abandoned.failed_reason) == ("failed", "abandoned")
+    assert sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE).asked == 0
+    # the citizen approves after all: the money is real, never posted onto a closed payment, reported for a clerk
+    at_gateway(gateway, abandoned.txn_id, "approve")
+    late = settle(db_session, "sandbox", gateway.query(abandoned.txn_id), {}, Actor.system(), day_later)
+    assert late == "approved_after_failed" and abandoned.status == "failed"
 
 
 def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_session) -> None:
@@ -151,7 +172,7 @@ def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_sessi
                                     amount=1000)  # fmt: skip
     nowhere = HttpGateway(f"http://127.0.0.1:{free_port()}", KEY, name="sandbox")
     report = sweep_payments(db_session, nowhere, "sandbox", LATER, SWEEP_AGE)
-    assert report.unreachable >= 1 and payment.status == "pending"
+    assert report.unreachable >= 1 and payment.status == "initiated"
     assert db_session.scalar(select(payments.PaymentEvent).where(payments.PaymentEvent.txn_id == "t-nowhere")) is None
 
 
@@ -168,7 +189,7 @@ def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payabl
     at_gateway(gateway, payment.txn_id, "approve")
     now = datetime.now(UTC)
     answer = gateway.query(payment.txn_id)
-    assert settle(db_session, "sandbox", answer, {}, Actor.system(), now) == "posted"
+    assert settle(db_session, "sandbox", answer, {}, Actor.system(), now) == "paid"
     assert notice.status == "paid" and notice.version == 2
     case = db_session.get(FineCase, notice.id)
     assert case is not None and case.stage == "paid"
@@ -177,7 +198,8 @@ def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payabl
     assert refunded.status == "cancelled" and refunded.approved_at == answer.approved_at
     assert gateway.refund(payment.txn_id).status == "cancelled"  # again: nothing more
     assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "reversed"
-    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "cancelled"
+    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "failed"
+    assert payment.status == "cancelled"  # not failed: it was paid, then cancelled
 
     receivable = notices.receivable_of(db_session, notice.id)
     assert receivable is not None
@@ -193,7 +215,7 @@ def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payabl
     feed = db_session.scalars(select(ChangeLog).where(ChangeLog.key == NOTICE_NO).order_by(ChangeLog.id)).all()
     assert {"status": "issued", "version": 3}.items() <= feed[-1].data.items()
     with pytest.raises(payments.BackwardMove):
-        payments.move(payment, payments.POSTED)
+        payments.move(payment, payments.PAID)
 
 
 def test_only_an_approved_payment_can_be_refunded_at_the_gateway(db_session, gateway) -> None:
@@ -236,10 +258,24 @@ def test_every_verified_callback_and_status_answer_is_kept_and_a_repeated_callba
     good = sign(bytes.fromhex(KEY), raw)
     assert send("0" * 64)[0] == 401  # not verified: not kept
     assert send(good) == (200, {"result": "suspense", "txn_id": created.txn_id})
-    assert send(good) == (200, {"result": "already_posted", "txn_id": created.txn_id})
+    assert send(good) == (200, {"result": "already_paid", "txn_id": created.txn_id})
     with Session(bind=connection) as session:
         events = payments.events_of(session, "sandbox", created.txn_id)
         assert [e.kind for e in events] == ["callback", "status_answer", "callback", "status_answer"]
         assert events[0].raw == raw.decode() and events[0].body == json.loads(raw)
         assert events[1].body is not None and events[1].body["status"] == "approved"
         assert payments.suspense_total(session, "111102600000020") == 40000
+
+
+def test_a_suspense_payment_cancelled_at_the_gateway_closes_its_suspense_row(db_session, gateway) -> None:
+    payment = started(db_session, gateway, amount=40000, notice_no="111102600000020")  # never synced
+    at_gateway(gateway, payment.txn_id, "approve")
+    now = datetime.now(UTC)
+    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "suspense"
+    assert payments.suspense_total(db_session, "111102600000020") == 40000
+    gateway.refund(payment.txn_id)
+    assert settle(db_session, "sandbox", gateway.query(payment.txn_id), {}, Actor.system(), now) == "reversed"
+    assert payment.status == "cancelled"
+    assert payments.suspense_total(db_session, "111102600000020") == 0  # nothing left to match or refund
+    row = db_session.scalar(select(payments.SuspensePayment).where(payments.SuspensePayment.payment_id == payment.id))
+    assert row is not None and row.status == "cancelled"

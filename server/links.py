@@ -1,0 +1,56 @@
+"""How a document the server prints tells the citizen to pay: the signed payment link (the QR), the 전자납부번호 and
+the 가상계좌 — ``payment_info`` gives all three as printing's ``PaymentInfo``.
+
+The QR of a mailed document is signed by the server with the issuing device's newest QR key (the server holds every
+device's keys, sealed), over the notice's amounts as the ledger holds them now (after a correction, the corrected
+ones). The QR page verifies it exactly as it verifies the slip printed in the street (``server.pages.verified_view``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from models import devices, ledger, payment_refs
+from models import notices as notice_ops
+from printing.documents import PaymentInfo
+from server.runtime import runtime
+from sync import protocol
+
+
+def treasury_bank() -> payment_refs.Bank:
+    config = runtime().config
+    return payment_refs.Bank(code=config.va_bank_code, name=config.va_bank_name, prefix=config.va_prefix)
+
+
+def payment_link(session: Session, notice: notice_ops.Notice) -> str:
+    """The signed payment URL of a notice (what its QR holds)."""
+    keys = devices.qr_keys(session, notice.device_id, runtime().cipher)
+    if not keys:
+        raise LookupError(f"device {notice.device_id} has no QR key")
+    return protocol.qr_url(
+        runtime().config.pay_base_url,
+        keys[0],
+        notice.notice_no,
+        notice.amount,
+        notice.reduced_amount,
+        notice.opinion_deadline,
+    )
+
+
+def payment_info(
+    session: Session, notice: notice_ops.Notice, receivable: ledger.Receivable | None = None
+) -> PaymentInfo:
+    """Payment number, virtual account (issued on first use) and signed QR of a notice's receivable."""
+    if receivable is None:
+        receivable = notice_ops.receivable_of(session, notice.id)
+    if receivable is None:
+        raise LookupError(f"notice {notice.notice_no} has no receivable")
+    bank = treasury_bank()
+    account = payment_refs.account_for(session, receivable, bank)
+    return PaymentInfo(
+        payment_no=payment_refs.payment_no_of(notice.notice_no, receivable.revenue_item),
+        bank_name=bank.name,
+        account_no=account.account_no,
+        qr_text=payment_link(session, notice),
+        account_holder=runtime().config.va_account_holder,
+    )
