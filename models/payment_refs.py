@@ -22,8 +22,6 @@ from models import ledger
 from models.base import Base
 from sync import payment_number, protocol
 
-PAYMENT_KIND_NON_TAX = 2  # 구분: 2 세외수입 (sync.payment_number)
-
 
 class VirtualAccount(Base):
     __tablename__ = "virtual_accounts"
@@ -51,37 +49,15 @@ class Bank:
             raise ValueError("the virtual-account prefix is 4 digits")
 
 
-def _item_code(revenue_item: str) -> int:
-    return int(revenue_item) if revenue_item.isascii() and revenue_item.isdigit() and len(revenue_item) <= 2 else 0
-
-
 def payment_no_of(notice_no: str, revenue_item: str) -> str:
-    """The 19-digit payment number of a notice: its jurisdiction, its number's year and serial, the revenue item."""
-    parsed = protocol.parse_notice_no(notice_no)
-    if parsed is None:
-        raise ValueError(f"not a notice number: {notice_no!r}")
-    return payment_number.build(
-        agency=parsed.jurisdiction,
-        kind=PAYMENT_KIND_NON_TAX,
-        year=parsed.year2,
-        item=_item_code(revenue_item),
-        serial=parsed.serial,
-    )
+    """The 19-digit payment number of a notice (``sync.payment_number.for_notice``: the device prints the same)."""
+    return payment_number.for_notice(notice_no, revenue_item)
 
 
 def notice_no_of_payment_no(text: str) -> str | None:
     """The notice number a payment number was built from; ``None`` when the text is no valid payment number (wrong
-    length, non-digit, failed check digit) or not of a notice (a 세외수입 number with a 7-digit serial)."""
-    try:
-        number = payment_number.parse(text)
-    except payment_number.InvalidPaymentNumberError:
-        return None
-    if int(number.kind) != PAYMENT_KIND_NON_TAX or int(number.serial) > 9_999_999:
-        return None
-    try:
-        return protocol.format_notice_no(number.agency, number.year, int(number.serial))
-    except ValueError:
-        return None
+    length, non-digit, failed check digit) or not of a notice."""
+    return payment_number.notice_no_of(text)
 
 
 def account_no_of(bank: Bank, receivable_id: int) -> str:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pda_client.device import local_notice
 from pda_client.store import Store
 from printing.slip import Slip
+from sync import payment_number
 
 FORMATS = ("escpos", "pdf", "png")
 
@@ -40,9 +41,20 @@ def slip_for(store: Store, notice_no: str) -> Slip:
         office_phone=settings.get("office_phone"),
         officer_name=officer.get("name"),
         legal_basis=None,
+        payment_no=_payment_no(notice.notice_no, code.get("revenue_item")),
         qr_text=data["qr"],
         reprint=notice.reprints,
     )
+
+
+def _payment_no(notice_no: str, revenue_item: object) -> str | None:
+    """The 전자납부번호, derived from the notice number and the code's revenue item as the server derives it."""
+    if not isinstance(revenue_item, str):
+        return None
+    try:
+        return payment_number.for_notice(notice_no, revenue_item)
+    except ValueError:
+        return None
 
 
 def render(store: Store, notice_no: str, fmt: str, *, width_mm: int | None = None) -> bytes:

@@ -36,6 +36,7 @@ from decimal import Decimal
 
 from printing.errors import InvalidSlipError
 from printing.slip import (
+    PAYMENT_NO_LENGTH,
     QR_CAPTION,
     VEHICLE_TYPE_LABELS,
     Field,
@@ -43,12 +44,12 @@ from printing.slip import (
     format_date_ko,
     format_datetime_seoul,
     format_won,
+    group_payment_no,
+    is_payment_no,
     reduction_percent,
 )
 
 # the 전자납부번호 (LAW.md §3) as printed: 19 digits in the groups of the published sample (5-1-2-2-9)
-PAYMENT_NO_LENGTH = 19
-PAYMENT_NO_GROUPS = (5, 1, 2, 2, 9)
 
 
 class InvalidDocumentError(InvalidSlipError):
@@ -117,7 +118,7 @@ class PaymentInfo:
 
     def __post_init__(self) -> None:
         # the number is built and checked by its issuer (``sync.payment_number``); printing only shows 19 digits
-        if len(self.payment_no) != PAYMENT_NO_LENGTH or not (self.payment_no.isascii() and self.payment_no.isdigit()):
+        if not is_payment_no(self.payment_no):
             raise InvalidDocumentError("payment_no", f"must be {PAYMENT_NO_LENGTH} digits")
         _text(self, "bank_name", "account_no")
         if not all(char.isdigit() or char == "-" for char in self.account_no) or not self.account_no.isascii():
@@ -127,11 +128,7 @@ class PaymentInfo:
 
     @property
     def payment_no_text(self) -> str:
-        groups, start = [], 0
-        for width in PAYMENT_NO_GROUPS:
-            groups.append(self.payment_no[start : start + width])
-            start += width
-        return "-".join(groups)
+        return group_payment_no(self.payment_no)
 
     @property
     def account_text(self) -> str:

@@ -24,6 +24,23 @@ TITLES: dict[str, str] = {
     "person": "과태료 부과 사전통지서",  # the offender is present: this slip is the 사전통지
 }
 VEHICLE_TYPE_LABELS: dict[str, str] = {"car": "승용", "van": "승합"}
+# the 19-digit 전자납부번호 (LAW.md §3), printed in the groups of the published sample: 48310-2-23-41-510664999.
+# Built and checked by its issuer (``sync.payment_number``); printing only shows 19 digits.
+PAYMENT_NO_LENGTH = 19
+PAYMENT_NO_GROUPS = (5, 1, 2, 2, 9)
+
+
+def group_payment_no(payment_no: str) -> str:
+    """The payment number in its printed groups, separated by hyphens."""
+    groups, start = [], 0
+    for width in PAYMENT_NO_GROUPS:
+        groups.append(payment_no[start : start + width])
+        start += width
+    return "-".join(groups)
+
+
+def is_payment_no(value: object) -> bool:
+    return isinstance(value, str) and len(value) == PAYMENT_NO_LENGTH and value.isascii() and value.isdigit()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,6 +74,7 @@ class Slip:
     office_phone: str | None = None
     officer_name: str | None = None
     legal_basis: str | None = None
+    payment_no: str | None = None  # 19 digits; a device derives it from the notice number and the revenue item
     reprint: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +103,8 @@ class Slip:
             raise InvalidSlipError("qr_text", "must be a non-empty printable ASCII URL without spaces")
         if not _is_int(self.reprint) or self.reprint < 0:
             raise InvalidSlipError("reprint", "must be a count >= 0")
+        if self.payment_no is not None and not is_payment_no(self.payment_no):
+            raise InvalidSlipError("payment_no", f"must be {PAYMENT_NO_LENGTH} digits")
 
 
 def _is_int(value: object) -> bool:
@@ -183,6 +203,8 @@ def slip_content(slip: Slip) -> SlipContent:
         ),
         Field("의견제출기한", deadline),
     ]
+    if slip.payment_no:
+        fields.append(Field("전자납부번호", group_payment_no(slip.payment_no)))
 
     notices: list[str] = []
     if slip.kind == "parking":

@@ -24,6 +24,7 @@ from models import notices as notice_ops
 from models.catalog import ViolationCode
 from models.crypto import mask_plate
 from models.jurisdictions import Jurisdiction
+from server import links
 from server.runtime import runtime, unit_of_work
 from sync import protocol
 
@@ -236,9 +237,15 @@ def landing(notice_no: str) -> Response:
         view = verified_view(session, notice_no, request.args)
         if isinstance(view, Response):
             return view
+        transfer = None
+        if view.synced and view.payable:  # 가상계좌 and 전자납부번호: pay by bank transfer or at any bank
+            notice = notice_ops.find_notice(session, notice_no)
+            assert notice is not None
+            transfer = links.payment_info(session, notice)
         html = render_template(
             "notice.html",
             v=view,
+            transfer=transfer,
             lines=breakdown(session, view),
             query=urlencode(view.signed),
             today=protocol.seoul_date(runtime().clock()),

@@ -183,3 +183,38 @@ def format(text: str) -> str:  # shadows the builtin on purpose: callers write p
         groups.append(digits[start : start + width])
         start += width
     return "-".join(groups)
+
+
+# --- the payment number of a notice ----------------------------------------------------------------------------------
+
+NON_TAX = 2  # 구분: 2 세외수입
+
+
+def for_notice(notice_no: str, revenue_item: str) -> str:
+    """The payment number of a notice, derived from it alone (so a device offline prints the same number the
+    server expects): the notice number's jurisdiction, year and serial, 세외수입, and the revenue item (two digits;
+    ``00`` for an item code that is not). Raises ``ValueError`` for a malformed notice number."""
+    from sync.protocol import parse_notice_no
+
+    parsed = parse_notice_no(notice_no)
+    if parsed is None:
+        raise ValueError(f"not a notice number: {notice_no!r}")
+    item = int(revenue_item) if revenue_item.isascii() and revenue_item.isdigit() and len(revenue_item) <= 2 else 0
+    return build(agency=parsed.jurisdiction, kind=NON_TAX, year=parsed.year2, item=item, serial=parsed.serial)
+
+
+def notice_no_of(text: str) -> str | None:
+    """The notice number a payment number was built from (``for_notice``); ``None`` when the text is no valid
+    payment number (length, non-digit, check digit) or not a notice's (another 구분, a serial beyond 7 digits)."""
+    from sync.protocol import format_notice_no
+
+    try:
+        number = parse(text)
+    except InvalidPaymentNumberError:
+        return None
+    if int(number.kind) != NON_TAX or int(number.serial) > 9_999_999:
+        return None
+    try:
+        return format_notice_no(number.agency, number.year, int(number.serial))
+    except ValueError:
+        return None

@@ -36,5 +36,7 @@ def test_the_server_signed_link_opens_the_notice_page_and_names_the_account(clie
     url = urlsplit(info.qr_text)
     page = client.get(f"{url.path}?{url.query}")
     assert page.status_code == 200 and notice_no in page.text
+    # the page offers the same account and number for a bank transfer
+    assert info.account_no in page.text and info.payment_no_text in page.text
     forged = client.get(f"{url.path}?{url.query[:-1]}{'A' if url.query[-1] != 'A' else 'B'}")
     assert forged.status_code == 403

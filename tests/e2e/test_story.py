@@ -20,7 +20,7 @@ from PIL import Image
 
 from printing.escpos_reader import read_escpos
 from server.adapters.gateway import start_sandbox, stop_sandbox
-from sync import protocol
+from sync import payment_number, protocol
 from tests.conftest import free_port
 from tests.e2e.pda import Pda
 from tests.support.device import now_kst, register_device, staff_token
@@ -116,7 +116,8 @@ def test_the_street_to_the_ledger_story_with_the_real_server_gateway_and_pda(ser
     text = "\n".join(slip.lines)
     for expected in (first["고지번호"], "12가3456", "서울특별시 종로구 세종대로 175", "P01 일반 주정차 위반",
                      "40,000원", "32,000원", f"{deadline.year}년 {deadline.month:02d}월 {deadline.day:02d}일",
-                     "서울특별시 종로구", "김단속"):  # fmt: skip
+                     "서울특별시 종로구", "김단속",
+                     payment_number.format(payment_number.for_notice(first["고지번호"], "41"))):  # fmt: skip
         assert expected in text, f"{expected!r} not on the ESC/POS slip:\n{text}"
     assert re.search(rf"위반일시\s+{today.year}-\d\d-\d\d \d\d:\d\d", text)
     assert slip.qr_payloads == [qr] and slip.cut
@@ -141,7 +142,7 @@ def test_the_street_to_the_ledger_story_with_the_real_server_gateway_and_pda(ser
     assert sorted((e["kind"], e["amount"]) for e in paid["entries"]) == [
         ("charge", 40000), ("payment", -32000), ("reduction", -8000)
     ]  # fmt: skip
-    assert [(p["amount"], p["status"]) for p in paid["payments"]] == [(32000, "posted")]
+    assert [(p["amount"], p["status"]) for p in paid["payments"]] == [(32000, "paid")]
     # the timeline: what happened, in order, by which device (the payment by the gateway, no device)
     # (ordered by when each happened; the gateway's approval time has whole seconds, so it may tie with the sync)
     timeline = [(t["what"], t["actor_device_id"]) for t in paid["timeline"]]

@@ -58,6 +58,7 @@ PARKING = Slip(
     office_phone="02-2148-1114",
     officer_name="김단속",
     legal_basis="도로교통법 제32조",
+    payment_no="1111022641000000017",  # sync.payment_number.for_notice("111102600000012", "41")
     qr_text=QR_TEXT,
 )
 PERSON = replace(
@@ -88,6 +89,8 @@ PARKING_FACTS = (
     "32,000원",
     "20% 감경",
     "2026년 12월 09일",
+    "전자납부번호",
+    "11110-2-26-41-000000017",
     "서울특별시 종로구청",
     "서울특별시 종로구 삼봉로 43",
     "02-2148-1114",
@@ -180,6 +183,8 @@ def test_korean_text_helpers_format_won_dates_and_seoul_time() -> None:
         ("qr_text", {"qr_text": "http://x/p/1 2"}),
         ("reprint", {"reprint": -1}),
         ("place", {"place": "  "}),
+        ("payment_no", {"payment_no": "11110-2-26-41-000000017"}),  # digits only: printing groups them
+        ("payment_no", {"payment_no": "１" * 19}),
     ],
 )
 def test_a_slip_with_an_impossible_field_is_refused_naming_the_field(field: str, overrides: dict[str, Any]) -> None:
