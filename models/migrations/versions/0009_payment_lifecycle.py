@@ -65,8 +65,12 @@ def upgrade() -> None:
     op.create_check_constraint("ck_payments_status", "payments", f"status IN {STATES}")
     op.execute(FORWARD_SQL)
     op.add_column("payments", sa.Column("failed_reason", sa.String(40), nullable=True))
-    op.create_index("ix_payments_open", "payments", ["gateway", "created_at"],
-                    postgresql_where=sa.text("status IN ('initiated', 'pending')"))
+    op.create_index(
+        "ix_payments_open",
+        "payments",
+        ["gateway", "created_at"],
+        postgresql_where=sa.text("status IN ('initiated', 'pending')"),
+    )
 
     # suspense (미확인 수납): matched by the notice's arrival or by a clerk, refunded when never matched
     op.add_column("suspense_payments", sa.Column("jurisdiction", sa.String(5), nullable=True))
@@ -78,7 +82,9 @@ def upgrade() -> None:
     op.add_column("suspense_payments", sa.Column("refunded_by", sa.BigInteger(), nullable=True))
     op.add_column("suspense_payments", sa.Column("refunded_at", sa.DateTime(timezone=True), nullable=True))
     op.create_foreign_key("fk_suspense_payments_matched_by_users", "suspense_payments", "users", ["matched_by"], ["id"])
-    op.create_foreign_key("fk_suspense_payments_refunded_by_users", "suspense_payments", "users", ["refunded_by"], ["id"])
+    op.create_foreign_key(
+        "fk_suspense_payments_refunded_by_users", "suspense_payments", "users", ["refunded_by"], ["id"]
+    )
     op.create_check_constraint(
         "ck_suspense_payments_status", "suspense_payments", "status IN ('open', 'matched', 'refunded', 'cancelled')"
     )
@@ -87,8 +93,9 @@ def upgrade() -> None:
         "suspense_payments",
         "status <> 'refunded' OR (refund_reason IS NOT NULL AND refunded_at IS NOT NULL)",
     )
-    op.create_index("ix_suspense_payments_open", "suspense_payments", ["created_at"],
-                    postgresql_where=sa.text("status = 'open'"))
+    op.create_index(
+        "ix_suspense_payments_open", "suspense_payments", ["created_at"], postgresql_where=sa.text("status = 'open'")
+    )
 
     # 가상계좌: one account per receivable, printed on its documents; the treasury bank reports deposits to it
     op.create_table(
@@ -109,8 +116,16 @@ def downgrade() -> None:
     op.drop_constraint("ck_suspense_payments_status", "suspense_payments", type_="check")
     op.drop_constraint("fk_suspense_payments_refunded_by_users", "suspense_payments", type_="foreignkey")
     op.drop_constraint("fk_suspense_payments_matched_by_users", "suspense_payments", type_="foreignkey")
-    for column in ("refunded_at", "refunded_by", "refund_account_masked", "refund_account_enc", "refund_reason",
-                   "match_note", "matched_by", "jurisdiction"):
+    for column in (
+        "refunded_at",
+        "refunded_by",
+        "refund_account_masked",
+        "refund_account_enc",
+        "refund_reason",
+        "match_note",
+        "matched_by",
+        "jurisdiction",
+    ):
         op.drop_column("suspense_payments", column)
     op.drop_index("ix_payments_open", table_name="payments")
     op.drop_column("payments", "failed_reason")
