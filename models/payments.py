@@ -34,6 +34,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(12))  # initiated, pending, paid, failed, cancelled: FORWARD only
     failed_reason: Mapped[str | None] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(80))  # ours, given to the gateway when it was started
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -163,17 +164,50 @@ class PostingResult:
 
 
 def open_payment(
-    session: Session, *, gateway: str, txn_id: str, channel: str, notice_no: str | None, amount: int
+    session: Session,
+    *,
+    gateway: str,
+    txn_id: str,
+    channel: str,
+    notice_no: str | None,
+    amount: int,
+    order_id: str | None = None,
 ) -> Payment:
     """Record a payment the citizen started (``initiated`` until the source says more)."""
     session.execute(
         pg_insert(Payment)
-        .values(gateway=gateway, txn_id=txn_id, channel=channel, notice_no=notice_no, amount=amount, status=INITIATED)
+        .values(
+            gateway=gateway,
+            txn_id=txn_id,
+            channel=channel,
+            notice_no=notice_no,
+            amount=amount,
+            status=INITIATED,
+            order_id=order_id,
+        )
         .on_conflict_do_nothing(index_elements=["gateway", "txn_id"])
     )
     payment = session.scalar(select(Payment).where(Payment.gateway == gateway, Payment.txn_id == txn_id))
     assert payment is not None
     return payment
+
+
+def open_payment_of(session: Session, gateway: str, notice_no: str, amount: int, since: datetime) -> Payment | None:
+    """The newest payment of this notice and amount still initiated or pending, started after ``since``: a second
+    납부하기 (a double tap, a second tab) goes back to it instead of starting a second charge."""
+    return session.scalar(
+        select(Payment)
+        .where(
+            Payment.gateway == gateway,
+            Payment.notice_no == notice_no,
+            Payment.amount == amount,
+            Payment.status.in_(OPEN_STATES),
+            Payment.order_id.is_not(None),
+            Payment.created_at > since,
+        )
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
 
 
 def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now: datetime) -> PostingResult:

@@ -50,7 +50,11 @@ def start(notice_no: str) -> Response:
         if view.paid or view.due_today <= 0:
             return error_page(409)
         config = runtime().config
-        order_id = str(uuid.uuid4())
+        # a second 납부하기 while this amount's payment is still open continues it: the gateway finds the order
+        # again (same order id, same amount) and no second charge can start
+        since = runtime().clock() - timedelta(hours=config.payment_abandon_hours)
+        already = payments.open_payment_of(session, config.gateway_name, notice_no, view.due_today, since)
+        order_id = already.order_id if already is not None and already.order_id else str(uuid.uuid4())
         return_url = f"{config.pay_base_url}/p/{notice_no}/done?{urlencode(signed)}"
         callback_url = f"{config.pay_base_url}/api/v1/payments/callbacks/{config.gateway_name}"
         try:
@@ -71,6 +75,7 @@ def start(notice_no: str) -> Response:
             channel="qr",
             notice_no=notice_no,
             amount=view.due_today,
+            order_id=order_id,
         )
     return redirect(created.redirect_url, code=303)  # type: ignore[return-value]
 

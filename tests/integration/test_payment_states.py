@@ -279,3 +279,38 @@ def test_a_suspense_payment_cancelled_at_the_gateway_closes_its_suspense_row(db_
     assert payments.suspense_total(db_session, "111102600000020") == 0  # nothing left to match or refund
     row = db_session.scalar(select(payments.SuspensePayment).where(payments.SuspensePayment.payment_id == payment.id))
     assert row is not None and row.status == "cancelled"
+
+
+def test_pressing_pay_twice_continues_the_open_payment_instead_of_starting_a_second_charge(
+    connection, test_config, gateway
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from sqlalchemy.orm import Session
+
+    from server import create_app
+    from tests.support.device import Device, fresh_plate
+
+    app = create_app(test_config.with_overrides(gateway_url=gateway.base_url, gateway_key=KEY), bind=connection)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://localhost") as client:
+        device = Device.enrolled(client)
+        event = device.issue_parking(plate=fresh_plate())
+        device.push_ok([event])
+        link = urlsplit(event["data"]["qr"])
+        form = dict(parse_qsl(link.query))
+        first = client.post(f"{link.path}/pay", data=form)
+        second = client.post(f"{link.path}/pay", data=form)  # a double tap, a second tab
+        assert first.status_code == second.status_code == 303
+        assert first.headers["location"] == second.headers["location"]  # back to the same gateway transaction
+        with Session(bind=connection) as session:
+            rows = session.scalars(select(payments.Payment).where(payments.Payment.notice_no == event["notice_no"]))
+            started = list(rows)
+        assert len(started) == 1 and started[0].status == "initiated" and started[0].order_id
+        # once that one has failed, paying again starts a new order
+        at_gateway(gateway, started[0].txn_id, "cancel")
+        with Session(bind=connection) as session:
+            answer = gateway.query(started[0].txn_id)
+            assert settle(session, "sandbox", answer, {}, Actor.system(), datetime.now(UTC)) == "failed"
+            session.commit()
+        third = client.post(f"{link.path}/pay", data=form)
+        assert third.status_code == 303 and third.headers["location"] != first.headers["location"]

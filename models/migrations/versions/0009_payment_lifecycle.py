@@ -65,6 +65,8 @@ def upgrade() -> None:
     op.create_check_constraint("ck_payments_status", "payments", f"status IN {STATES}")
     op.execute(FORWARD_SQL)
     op.add_column("payments", sa.Column("failed_reason", sa.String(40), nullable=True))
+    # the order id we gave the gateway: a second 납부하기 while one is open reuses it (no second charge)
+    op.add_column("payments", sa.Column("order_id", sa.String(80), nullable=True))
     op.create_index(
         "ix_payments_open",
         "payments",
@@ -128,6 +130,7 @@ def downgrade() -> None:
     ):
         op.drop_column("suspense_payments", column)
     op.drop_index("ix_payments_open", table_name="payments")
+    op.drop_column("payments", "order_id")
     op.drop_column("payments", "failed_reason")
     op.drop_constraint("ck_payments_status", "payments", type_="check")
     op.execute("ALTER TABLE payments DISABLE TRIGGER payments_forward_only")
