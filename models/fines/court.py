@@ -149,6 +149,9 @@ def record_court_decision(
         stop_arrears(session, receivable.id, cmd.decided_on, actor)
         if notice.status in notice_ops.VOIDABLE and not _paid_anything(session, receivable.id):
             notice_ops.cancel_notice(session, notice, f"법원 불처벌 결정: {cmd.reason}", actor, now)
+            # the device hears how the case ended, not the ledger's means: ``closed`` (PROTOCOL.md §3: ended
+            # without full payment, e.g. dismissed by the court), the latest change of the notice in its feed
+            notice_ops.tell_device(session, notice, "closed")
         else:
             # money was paid: the charge goes, what was paid is an overpayment to refund (a refund decision)
             charged = principal_amount(session, receivable.id)

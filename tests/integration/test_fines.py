@@ -32,6 +32,7 @@ from models.catalog import schedule_rules
 from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, InvalidTransition
+from models.feed import ChangeLog
 from models.users import User
 from server.adapters.approval import ApprovalRequest, HttpApproval
 from server.adapters.approval import start_sandbox as start_approval
@@ -555,6 +556,8 @@ def test_an_unreferred_objection_is_listed_overdue_then_referred_late_and_decide
     )
     assert (other_case.stage, other.status) == ("closed", "cancelled")
     assert ledger.balance(db_session, notices.receivable_of(db_session, other.id).id) == 0
+    told = db_session.scalars(select(ChangeLog).where(ChangeLog.key == other.notice_no).order_by(ChangeLog.id)).all()
+    assert told[-1].entity == "notice_status" and told[-1].data["status"] == "closed"  # PROTOCOL.md §3
 
 
 def test_a_withdrawn_objection_restores_the_imposition(db_session, imposed):
