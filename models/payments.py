@@ -235,6 +235,7 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
         # never dropped — the caller raises it as an exception for a clerk
         raise BackwardMove(f"payment {payment.id} is {payment.status}; the source now confirms it paid")
     payment.amount = received.amount
+    payment.channel = received.channel  # how it was paid, as the source confirms it (card, transfer …)
     payment.approved_at = received.approved_at
     payment.raw = received.raw
     payment.notice_no = received.notice_no

@@ -60,7 +60,14 @@ HEAD_LABELS = {
     ledger.MONTHLY_SURCHARGE: "중가산금",
     ledger.ENFORCEMENT_COST: "체납처분비",
 }
-CHANNEL_LABELS = {"qr": "QR 전자납부", "virtual_account": "가상계좌 입금", "counter": "창구 수납"}
+CHANNEL_LABELS = {
+    "qr": "QR 전자납부",
+    "card": "신용카드 (QR 전자납부)",
+    "transfer": "계좌이체 (QR 전자납부)",
+    "virtual_account": "가상계좌 입금",
+    "bank": "은행 납부",
+    "counter": "창구 수납",
+}
 
 
 def _page(status: int, title: str, message: str) -> Response:

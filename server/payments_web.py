@@ -103,6 +103,7 @@ class CallbackBody(Schema):
     amount = StrictInteger(required=True, validate=validate.Range(min=0, max=10**12))
     approved_at = AwareDateTime(allow_none=True)
     notice_no = Text(line=True, allow_none=True, validate=validate.Length(max=40))
+    method = fields.String(allow_none=True, validate=validate.OneOf(["card", "transfer"]))
 
 
 class CallbackAnswer(Schema):
@@ -204,7 +205,7 @@ def settle(
             payments.ReceivedPayment(
                 gateway=gateway_name,
                 txn_id=txn_id,
-                channel="qr",
+                channel=confirmed.method or "qr",  # card / transfer when the gateway says how
                 notice_no=notice_no,
                 amount=confirmed.amount,
                 approved_at=confirmed.approved_at,

@@ -30,6 +30,7 @@ from server.adapters import sandbox_process
 PaymentStatus = Literal["ready", "approved", "cancelled"]
 _STATUSES: tuple[str, ...] = get_args(PaymentStatus)
 
+METHODS = ("card", "transfer")  # how the citizen paid at the gateway: 카드, 계좌이체
 REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
 CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
 
@@ -68,6 +69,7 @@ class GatewayPayment:
     amount: int
     approved_at: datetime | None  # timezone-aware; None unless approved
     notice_no: str
+    method: str | None = None  # card or transfer (계좌이체), once approved; None from a gateway that does not say
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, as the gateway sent it (``approved_at`` in ISO 8601): for keeping with the raw payload."""
@@ -78,6 +80,7 @@ class GatewayPayment:
             "amount": self.amount,
             "approved_at": self.approved_at.isoformat() if self.approved_at else None,
             "notice_no": self.notice_no,
+            "method": self.method,
         }
 
 
@@ -228,6 +231,9 @@ def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
     try:
         status, amount, approved_raw = data["status"], data["amount"], data["approved_at"]
         order_id, notice_no = data["order_id"], data["notice_no"]
+        method = data.get("method")
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method {method!r} is none of {METHODS}")
         if data["txn_id"] != txn_id:
             raise ValueError(f"asked for {txn_id!r}, got {data['txn_id']!r}")
         if status not in _STATUSES:
@@ -247,7 +253,13 @@ def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
     except (KeyError, ValueError, TypeError) as exc:
         raise GatewayUnavailable(f"the gateway's status answer is outside the contract: {exc}") from exc
     return GatewayPayment(
-        txn_id=txn_id, order_id=order_id, status=status, amount=amount, approved_at=approved_at, notice_no=notice_no
+        txn_id=txn_id,
+        order_id=order_id,
+        status=status,
+        amount=amount,
+        approved_at=approved_at,
+        notice_no=notice_no,
+        method=method,
     )
 
 

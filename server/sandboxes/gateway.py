@@ -43,6 +43,7 @@ REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
 CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
 CALLBACK_TIMEOUT_S = 10.0
 MAX_AMOUNT = 10**12
+METHODS = ("card", "transfer")  # 카드, 계좌이체: what the pay page offers; the first is the default
 
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 
@@ -63,6 +64,7 @@ class Transaction:
     callback_url: str
     created_at: str
     status: str = "ready"  # ready → approved | cancelled; approved → cancelled (refund: approved_at kept)
+    method: str | None = None  # how the citizen paid: card or transfer (계좌이체); set on approval
     approved_at: str | None = None
     cancelled_at: str | None = None
     callback_body: str | None = None
@@ -78,6 +80,7 @@ class Transaction:
             "amount": self.amount,
             "approved_at": self.approved_at,
             "notice_no": self.notice_no,
+            "method": self.method,
         }
 
 
@@ -180,7 +183,9 @@ class SandboxGateway:
 
     # -- the citizen's page
 
-    def finish(self, txn_id: str, status: Literal["approved", "cancelled"]) -> Transaction:
+    def finish(
+        self, txn_id: str, status: Literal["approved", "cancelled"], method: str | None = None
+    ) -> Transaction:
         """Move a ready transaction to ``status`` ("approved" or "cancelled") and notify the merchant once.
 
         Finishing it again the same way does nothing. Raises ``SandboxError(404)`` for an unknown transaction and
@@ -197,6 +202,7 @@ class SandboxGateway:
             txn.status = status
             if status == "approved":
                 txn.approved_at = now
+                txn.method = method if method in METHODS else METHODS[0]
             else:
                 txn.cancelled_at = now
             body = json.dumps(
@@ -207,6 +213,7 @@ class SandboxGateway:
                     "amount": txn.amount,
                     "approved_at": txn.approved_at,
                     "notice_no": txn.notice_no,
+                    "method": txn.method,
                 },
                 ensure_ascii=False,
                 separators=(",", ":"),
@@ -380,7 +387,8 @@ _PAGE = """<!doctype html>
  .amount { font-size: 1.4rem; font-weight: 700; }
  form { margin: .6rem 0; }
  button { width: 100%; padding: .9rem; font-size: 1.05rem; border-radius: .5rem; border: 0; }
- .approve { background: #1b64da; color: #fff; } .cancel { background: #e5e8eb; color: #333; }
+ .approve { background: #1b64da; color: #fff; margin-bottom: .5rem; } .transfer { background: #0d7a4f; }
+ .cancel { background: #e5e8eb; color: #333; }
 </style>
 </head>
 <body>
@@ -398,7 +406,8 @@ _PAGE = """<!doctype html>
 {% if message %}<p>{{ message }}</p>{% endif %}
 {% if txn and txn.status == "ready" %}
 <form method="post" action="{{ url_for('approve', txn_id=txn.txn_id) }}">
- <button type="submit" class="approve">결제하기</button>
+ <button type="submit" class="approve" name="method" value="card">카드로 결제하기</button>
+ <button type="submit" class="approve transfer" name="method" value="transfer">계좌이체로 결제하기</button>
 </form>
 <form method="post" action="{{ url_for('cancel', txn_id=txn.txn_id) }}">
  <button type="submit" class="cancel">취소</button>
@@ -496,7 +505,7 @@ def create_app(gateway: SandboxGateway, *, public_url: str | None = None, mercha
 
     @app.post("/pay/<txn_id>/approve")
     def approve(txn_id: str) -> Response:
-        txn = gateway.finish(txn_id, "approved")
+        txn = gateway.finish(txn_id, "approved", request.form.get("method"))
         return see_other(with_txn_id(txn.return_url, txn.txn_id))
 
     @app.post("/pay/<txn_id>/cancel")

@@ -35,7 +35,7 @@ def test_the_breakdown_then_paying_then_the_receipt_on_a_phone(server, phone, ax
     phone.wait_for_url("**/receipt?**")
     axe(phone, "receipt")
     main = phone.locator("main").inner_text()
-    assert "80,000원" in main and "홍*동" in main
+    assert "80,000원" in main and "홍*동" in main and "신용카드 (QR 전자납부)" in main
     assert "홍길동" not in phone.content() and "900101" not in phone.content()
     assert phone.locator("#balance-after").inner_text() == "0원"
     pdf = api.get(phone.locator("#receipt-pdf").get_attribute("href"))

@@ -11,15 +11,16 @@ from tests.e2e.test_story import clerk_notice, gateway, server  # noqa: F401  (f
 from tests.support.device import Device, staff_token
 
 
-def pay_by_phone(phone: Any, axe: Any, qr: str, label: str) -> str:
-    """Open the QR, press 납부하기, approve at the gateway, come back; returns the text of the last page."""
+def pay_by_phone(phone: Any, axe: Any, qr: str, label: str, method: str = "카드로 결제하기") -> str:
+    """Open the QR, press 납부하기, pay at the gateway (card or transfer), come back; returns the text of the last
+    page."""
     phone.goto(qr)
     axe(phone, f"{label}-landing")
     due = phone.locator("#due-today").inner_text()
     phone.locator("#pay").click()
     phone.wait_for_load_state()
     assert "결제하기" in phone.content(), "the gateway's payment page"
-    phone.get_by_role("button", name="결제하기").click()
+    phone.get_by_role("button", name=method, exact=True).click()
     phone.wait_for_url("**/done**")
     axe(phone, f"{label}-done")
     return f"{due}\n{phone.locator('main').inner_text()}"
@@ -35,7 +36,9 @@ def test_scan_to_pay_a_synced_notice_on_a_phone(server, phone, axe) -> None:  # 
 
     assert "32,000원" in shown
     clerk = staff_token(api, "clerk.11110")
-    assert clerk_notice(api, clerk, event["notice_no"])["status"] == "paid"
+    notice = clerk_notice(api, clerk, event["notice_no"])
+    assert notice["status"] == "paid"
+    assert [(p["channel"], p["status"], p["amount"]) for p in notice["payments"]] == [("card", "paid", 32000)]
     # the page after paying shows the plate only masked
     phone.goto(event["data"]["qr"])
     assert "납부가 완료되었습니다" in phone.content()
@@ -49,12 +52,14 @@ def test_scan_to_pay_a_notice_the_device_has_not_synced_yet(server, phone, axe) 
 
     phone.goto(event["data"]["qr"])
     assert "전송 대기 중" in phone.content()
-    shown = pay_by_phone(phone, axe, event["data"]["qr"], "unsynced")
+    shown = pay_by_phone(phone, axe, event["data"]["qr"], "unsynced", "계좌이체로 결제하기")
     assert "32,000원" in shown
 
     device.push_ok([event])  # the device comes back: the money waiting in suspense is matched at once
     clerk = staff_token(api, "clerk.11110")
-    assert clerk_notice(api, clerk, event["notice_no"])["status"] == "paid"
+    notice = clerk_notice(api, clerk, event["notice_no"])
+    assert notice["status"] == "paid"
+    assert [(p["channel"], p["status"], p["amount"]) for p in notice["payments"]] == [("transfer", "paid", 32000)]
 
 
 def test_the_accessibility_check_fails_a_page_with_a_serious_violation(phone, axe) -> None:

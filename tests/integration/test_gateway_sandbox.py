@@ -179,7 +179,9 @@ def test_payment_page_is_korean_and_shows_the_merchant_and_the_amount(
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert "서울특별시 세외수입" in html
     assert "32,000원" in html
-    assert re.search(rf'<form method="post" action="/pay/{created.txn_id}/approve">\s*<button[^>]*>결제하기<', html)
+    approve = rf'<form method="post" action="/pay/{created.txn_id}/approve">\s*'
+    assert re.search(approve + r'<button[^>]*name="method" value="card">카드로 결제하기<', html)
+    assert re.search(r'<button[^>]*name="method" value="transfer">계좌이체로 결제하기<', html)
     assert re.search(rf'<form method="post" action="/pay/{created.txn_id}/cancel">\s*<button[^>]*>취소<', html)
 
 
@@ -204,6 +206,7 @@ def test_approval_redirects_to_return_url_and_sends_one_signed_callback(
         "amount": AMOUNT,
         "approved_at": body["approved_at"],
         "notice_no": "2025-1100-000123-4",
+        "method": "card",  # no method chosen (a bare POST): the default
     }
     approved_at = datetime.fromisoformat(body["approved_at"])
     assert approved_at.utcoffset() == timedelta(0)
@@ -227,9 +230,10 @@ def test_status_query_confirms_the_approval_and_its_amount(
     assert gateway.query(created.txn_id).status == "ready"
     assert gateway.query(created.txn_id).approved_at is None
 
-    phone.post(f"{sandbox.url}/pay/{created.txn_id}/approve")
+    phone.post(f"{sandbox.url}/pay/{created.txn_id}/approve", data={"method": "transfer"})
     payment = gateway.query(created.txn_id)
 
+    assert payment.method == "transfer"  # 계좌이체
     assert payment.txn_id == created.txn_id
     assert payment.status == "approved"
     assert payment.amount == AMOUNT
