@@ -19,11 +19,12 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
-from models import fines, ledger, payments
+from models import fines, ledger, payments, rules
 from models import notices as notice_ops
 from models.catalog import ViolationCode
 from models.crypto import mask_plate
 from models.jurisdictions import Jurisdiction
+from models.rules.rows import HARDSHIP_REDUCTION
 from server import links
 from server.runtime import runtime, unit_of_work
 from sync import protocol
@@ -229,6 +230,15 @@ def breakdown(session: Session, view: PageView) -> list[Line]:
     return lines
 
 
+def hardship_percent(session: Session, on: date) -> str | None:
+    """The largest 감경 rate of 시행령 §2의2 in force on ``on``, as a percentage for the page (``"50"``), from the
+    statutory rule rows; None when no row is in force (the page then names no number)."""
+    rates = [row.rate for row in rules.rules_in_force(session, on).scoped(HARDSHIP_REDUCTION, on) if row.rate]
+    if not rates:
+        return None
+    return f"{(max(rates) * 100).normalize():f}"
+
+
 @bp.get("/p/<notice_no>")
 def landing(notice_no: str) -> Response:
     """The page a notice's QR opens: what the violation is and what is due today, line by line from the ledger,
@@ -246,6 +256,7 @@ def landing(notice_no: str) -> Response:
             "notice.html",
             v=view,
             transfer=transfer,
+            hardship_percent=hardship_percent(session, protocol.seoul_date(runtime().clock())),
             lines=breakdown(session, view),
             query=urlencode(view.signed),
             today=protocol.seoul_date(runtime().clock()),

@@ -88,6 +88,17 @@ def test_a_synced_notice_shows_its_violation_and_the_reduced_amount_due_today_in
     assert element(html, "amount") == "40,000원"
     assert element(html, "reduced-amount") == "32,000원"
     assert "오늘 납부하실 금액" in html
+    assert "최대 50%까지 감경" in html  # the 시행령 §2의2 maximum, read from the statutory rule rows
+
+
+def test_the_hardship_maximum_follows_the_rule_rows(client, synced_link, connection):
+    from sqlalchemy import text
+
+    connection.execute(text("UPDATE statutory_rules SET rate = 0.6 WHERE rule = 'hardship_reduction'"))
+    assert "최대 60%까지 감경" in client.get(synced_link).text
+    connection.execute(text("DELETE FROM statutory_rules WHERE rule = 'hardship_reduction'"))
+    html = client.get(synced_link).text
+    assert "감경을 신청하실 수 있습니다" in html and "최대" not in html  # no row: no number is invented
 
 
 def test_the_page_is_korean_and_phone_sized(client, synced_link):
