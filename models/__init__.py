@@ -15,10 +15,13 @@ from models import (  # noqa: F401  (register the tables)
     jurisdictions,
     ledger,
     notices,
+    payment_refs,
     payments,
+    print_runs,
     review,
     rules,
     server_state,
+    suspense,
     sync_store,
     users,
 )

@@ -36,6 +36,9 @@ def register(app: Flask) -> None:
 
     compact_feed_command(app)
     worker_command(app)
+    from server.print_runs import print_run_command
+
+    print_run_command(app)
 
 
 def compact_feed_command(app: Flask) -> None:

@@ -232,6 +232,18 @@ ROUTES: dict[tuple[str, str], Route] = {
         unknown_ids={"suspense_id": UNKNOWN_IDS},
         body=lambda w: {"reason": "미확인", "bank_name": "신한은행", "account_no": "110123456789", "holder": "홍길동"},
     ),
+    # bulk print runs (인쇄 차수): a run over nothing to print is fine; downloads of an unknown run are 404
+    ("GET", "/api/v1/print-runs"): Route("clerk"),
+    ("POST", "/api/v1/print-runs"): Route(
+        "clerk", body=lambda w: {"kind": "advance_notice", "jurisdiction": "11110", "issued_from": "2020-01-01",
+                                 "issued_to": "2020-01-02"}
+    ),  # fmt: skip
+    **{
+        ("GET", f"/api/v1/print-runs/{{run_id}}{suffix}"): Route(
+            "clerk", path_ids={"run_id": lambda w: UNKNOWN_IDS[0]}, unknown_ids={"run_id": UNKNOWN_IDS}
+        )
+        for suffix in ("", "/notices.pdf", "/manifest")
+    },
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}
     ),

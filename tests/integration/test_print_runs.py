@@ -1,0 +1,400 @@
+"""Bulk print runs (models.print_runs, server.print_runs) on PostgreSQL: mailed documents into one PDF and an
+e-그린우편 manifest, each printed once.
+
+- a run over 40 사전통지서: one page per document, the manifest parses back and matches the PDF page for page, each
+  page shows its addressee and facts, every QR on the sampled pages decodes to the notice's server-signed link;
+- each document records its run and ``printed_at``; a rerun prints nothing; 부과 고지서 print the same way;
+- a failed run gives its documents back and leaves no files; the date range and bad selections;
+- two runs on two connections never take the same document (the second waits, then skips what the first took);
+- the ``print-run`` command: a progress bar, then the run as a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+from flask import Flask
+from sqlalchemy import Connection, create_engine, select
+from sqlalchemy.orm import Session
+
+from models import devices, fines, print_runs
+from models.base import Actor, Scope
+from models.devices import RegisterDevice, register_device
+from models.errors import InvalidInput, NotFound
+from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineDocument
+from models.notices import Notice
+from models.users import User
+from server import create_app, links
+from server import print_runs as runner
+from server.adapters.postal import PostalRefused, parse_manifest
+from server.config import Config
+from server.runtime import unit_of_work
+from tests.integration.test_fines import CIPHER, CLERK, Maker, kst
+
+ACTOR = Actor(label="clerk-test")
+OBSERVED = kst(date(2025, 11, 20))
+LOOKED_UP = kst(date(2025, 11, 24), 10)
+SURNAMES = "김이박최정강조윤장임"
+GIVEN = ("민준", "서연", "지호", "하은", "도윤", "수아", "예준", "지우")
+
+
+# --- data: parking notices whose owners the (fake) registry knows, 사전통지 sent ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    postal_code: str
+    line1: str
+    line2: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    kind: str
+    name: str
+    rrn: str | None
+    business_no: str | None
+    address: Address
+    vehicle_type: str = "car"
+
+
+class FakeRegistry:
+    """The vehicle registry as ``lookup_owners`` uses it: every plate has an owner, a different one each."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.owners: dict[str, Owner] = {}
+
+    def lookup(self, plate: str, on: date) -> Owner:
+        n = len(self.owners)
+        if plate not in self.owners:
+            self.owners[plate] = Owner(
+                kind="person",
+                name=f"{SURNAMES[n % 10]}{GIVEN[n // 10 % len(GIVEN)]}",
+                rrn=f"8503{n % 28 + 1:02d}-1234567",
+                business_no=None,
+                address=Address(f"03{n % 1000:03d}", f"서울특별시 종로구 삼봉로 {n + 1}", f"{101 + n}호"),
+            )
+        return self.owners[plate]
+
+
+@dataclasses.dataclass
+class Decision:
+    """An approved e-approval decision, as ``apply_decision`` takes it (the sandbox is tested in test_fines)."""
+
+    submission_id: str
+    reference_id: str
+    document_type: str = fines.IMPOSITION_BATCH_DOCUMENT
+    status: str = "approved"
+    decided_by: str | None = "김결재"
+    decided_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"submission_id": self.submission_id, "status": self.status, "decided_by": self.decided_by}
+
+
+def maker(session: Session) -> Maker:
+    """A Maker whose device is enrolled (it has the QR key the server signs mailed documents' links with)."""
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    device, code = register_device(session, RegisterDevice("11110", "인쇄 시험 단말"), Actor.system(), start,
+                                   timedelta(days=3650))  # fmt: skip
+    devices.enroll(session, code, "test", "1.0", start, CIPHER)
+    officer = session.scalar(select(User).where(User.login == "officer.11110.1"))
+    assert officer is not None
+    return Maker(session, device.id, officer.id)
+
+
+def advance_noticed(
+    session: Session, count: int, observed: datetime = OBSERVED, now: datetime = LOOKED_UP
+) -> list[str]:
+    """``count`` parking notices whose 사전통지 was sent ``now``; their notice numbers."""
+    make = maker(session)
+    made = [make.parking(observed, plate=f"{10 + i // 9000}가{1000 + i % 9000:04d}") for i in range(count)]
+    report = fines.lookup_owners(session, FakeRegistry(), CIPHER, now, jurisdiction="11110", limit=count + 10)
+    assert sorted(report.noticed) == sorted(n.notice_no for n in made)
+    session.flush()
+    return [n.notice_no for n in made]
+
+
+def impose_all(session: Session, now: datetime) -> fines.ImpositionBatch:
+    batch = fines.propose_imposition(session, "11110", CLERK, now)
+    fines.mark_submitted(session, batch, "fake", f"sub-{batch.id}", now)
+    applied = fines.apply_decision(session, Decision(f"sub-{batch.id}", batch.reference_id, decided_at=now), CIPHER,
+                                   now, approval_name="fake")  # fmt: skip
+    assert applied is not None and applied.status == "applied"
+    return applied
+
+
+@pytest.fixture
+def config(test_config: Config, tmp_path: Path) -> Config:
+    return dataclasses.replace(test_config, var_dir=tmp_path)
+
+
+@pytest.fixture
+def app(connection: Connection, config: Config) -> Flask:
+    return create_app(config, bind=connection)
+
+
+@pytest.fixture
+def session(connection: Connection) -> Iterator[Session]:
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as s:
+        yield s
+
+
+def run(app: Flask, kind: str = ADVANCE_NOTICE, **kw: Any) -> print_runs.PrintRun:
+    with app.app_context():
+        return runner.print_run(print_runs.PrintSelection(kind, "11110", **kw), Scope.everything(), ACTOR)
+
+
+# --- PDF helpers ----------------------------------------------------------------------------------------------------
+
+
+def pdf_pages(path: Path) -> list[str]:
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return [" ".join(document[i].get_textpage().get_text_range().split()) for i in range(len(document))]
+    finally:
+        document.close()
+
+
+def page_qr_codes(path: Path, page: int) -> list[str]:
+    document = pdfium.PdfDocument(str(path))
+    try:
+        image = document[page].render(scale=3).to_pil().convert("L")
+    finally:
+        document.close()
+    return [barcode.text for barcode in zxingcpp.read_barcodes(image)]
+
+
+def document_of(session: Session, document_no: str) -> tuple[FineDocument, Notice]:
+    document_id = int(document_no.rsplit("-", 1)[1])
+    row = session.execute(
+        select(FineDocument, Notice)
+        .join(Notice, Notice.id == FineDocument.notice_id)
+        .where(FineDocument.id == document_id)
+    ).one()
+    return row[0], row[1]
+
+
+# --- tests ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_run_prints_every_unprinted_advance_notice_into_one_pdf_that_matches_its_manifest_page_for_page(
+    app: Flask, session: Session, config: Config
+) -> None:
+    numbers = advance_noticed(session, 40)
+
+    done = run(app)
+
+    assert (done.status, done.documents, done.pages) == ("printed", 40, 40)
+    assert done.pdf_path == str(config.var_dir / "print-runs" / str(done.id) / "notices.pdf")
+    pdf, manifest_path = Path(done.pdf_path), Path(done.manifest_path or "")
+    manifest = parse_manifest(manifest_path.read_bytes())
+    assert (manifest.header.run_id, manifest.header.sender_code, manifest.header.pieces) == (done.id, "11110", 40)
+    assert manifest.header.sender_name == "서울특별시 종로구청"
+    assert manifest.total_pages == 40
+    pages = pdf_pages(pdf)
+    assert len(pages) == 40
+    seen = []
+    for piece in manifest.pieces:
+        document, notice = document_of(session, piece.document_no)
+        seen.append(notice.notice_no)
+        owner = CIPHER.decrypt_json(document.addressee_enc, context=notice.notice_no.encode())
+        assert (piece.name, piece.postal_code) == (owner["name"], owner["address"]["postal_code"])
+        assert piece.address == f"{owner['address']['line1']} {owner['address']['line2']}"
+        assert (piece.first_page, piece.last_page) == (piece.seq, piece.seq)
+        text = pages[piece.first_page - 1]
+        for shown in ("사전통지서", piece.document_no, notice.notice_no, owner["name"], owner["address"]["line1"],
+                      notice.vehicle_plate, "의견제출", "32,000원", "40,000원"):  # fmt: skip
+            assert shown in text, f"{shown!r} missing on page {piece.first_page}"
+        assert "1234567" not in text  # never a full RRN
+    assert sorted(seen) == sorted(numbers)
+    with app.app_context(), unit_of_work() as s:
+        for page in (0, 19, 39):
+            document, notice = document_of(s, manifest.pieces[page].document_no)
+            assert page_qr_codes(pdf, page) == [links.payment_link(s, notice)]
+    # each document records its run and when it was printed; the sandbox post kept the manifest
+    for piece in manifest.pieces:
+        item = print_runs.printing_of(session, int(piece.document_no.rsplit("-", 1)[1]))
+        assert item is not None and item.run_id == done.id and item.printed_at is not None
+        assert (item.seq, item.first_page) == (piece.seq, piece.seq)
+    assert done.postal_name == "sandbox" and done.postal_receipt
+    assert (config.var_dir / "postal" / f"{done.postal_receipt}.txt").read_bytes() == manifest_path.read_bytes()
+
+    again = run(app)
+
+    assert (again.status, again.documents, again.pdf_path) == ("empty", 0, None)
+
+
+def test_imposition_notices_print_with_their_due_date_and_surcharges_and_only_the_kind_asked_for(
+    app: Flask, session: Session
+) -> None:
+    advance_noticed(session, 3)
+    impose_all(session, kst(date(2025, 12, 20)))
+
+    done = run(app, IMPOSITION_NOTICE)
+
+    assert (done.status, done.documents) == ("printed", 3)
+    manifest = parse_manifest(Path(done.manifest_path or "").read_bytes())
+    assert all(piece.document_no.startswith("부과-2025-") for piece in manifest.pieces)
+    for text in pdf_pages(Path(done.pdf_path or "")):
+        assert "과태료 부과 고지서" in text and "가산금" in text and "이의제기" in text
+    # the 사전통지서 of the same cases are still unprinted: a run takes one kind
+    assert run(app, ADVANCE_NOTICE).documents == 3
+
+
+def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
+    app: Flask, session: Session, config: Config
+) -> None:
+    advance_noticed(session, 5)
+
+    class Refusing:
+        name = "refusing"
+
+        def submit(self, manifest_path: Path, pdf_path: Path) -> str:
+            raise PostalRefused("closed for the holiday")
+
+    with app.app_context():
+        claimed = runner.start_run(print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+        with pytest.raises(PostalRefused):
+            runner.finish_run(claimed.id, postal=Refusing())
+    failed = session.get(print_runs.PrintRun, claimed.id, populate_existing=True)
+    assert failed is not None and (failed.status, failed.documents) == ("failed", 0)
+    assert "PostalRefused" in (failed.error or "")
+    assert print_runs.items(session, claimed.id) == []
+    assert not (config.var_dir / "print-runs" / str(claimed.id)).exists()
+
+    assert run(app).documents == 5
+
+
+def test_a_run_left_claimed_by_a_process_that_died_is_given_back_to_the_next_run(app: Flask, session: Session) -> None:
+    advance_noticed(session, 3)
+    with app.app_context():
+        stuck = runner.start_run(print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+    assert (stuck.status, stuck.documents) == ("claimed", 3)
+    assert run(app).documents == 0  # a fresh claim may still be printing: left alone
+    row = session.get(print_runs.PrintRun, stuck.id)
+    assert row is not None
+    row.created_at -= print_runs.ABANDONED_AFTER + timedelta(minutes=1)
+    session.flush()
+
+    again = run(app)
+
+    assert (again.status, again.documents) == ("printed", 3)
+    session.refresh(row)
+    assert row.status == "failed" and "abandoned" in (row.error or "")
+
+
+def test_the_date_range_selects_by_issue_date_and_bad_selections_are_refused_naming_the_field(
+    app: Flask, session: Session
+) -> None:
+    advance_noticed(session, 2, now=LOOKED_UP)
+    advance_noticed(session, 3, observed=kst(date(2025, 11, 25)), now=kst(date(2025, 11, 27), 10))
+
+    assert run(app, issued_from=date(2025, 11, 25), issued_to=date(2025, 11, 26)).documents == 0
+    assert run(app, issued_to=date(2025, 11, 24)).documents == 2
+    assert run(app, issued_from=date(2025, 11, 27), limit=2).documents == 2
+    assert run(app).documents == 1
+
+    scope = Scope.only("11140")
+    for selection, error, field in [
+        (print_runs.PrintSelection("demand_notice", "11110"), InvalidInput, "kind"),
+        (print_runs.PrintSelection(ADVANCE_NOTICE, "11110", date(2025, 12, 2), date(2025, 12, 1)), InvalidInput,
+         "issued_to"),
+        (print_runs.PrintSelection(ADVANCE_NOTICE, "11110", limit=0), InvalidInput, "limit"),
+        (print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), NotFound, "jurisdiction"),
+    ]:  # fmt: skip
+        with pytest.raises(error) as refused:
+            print_runs.check_selection(selection, scope if error is NotFound else Scope.everything())
+        assert refused.value.field == field
+
+
+def test_two_runs_on_two_connections_never_take_the_same_document(clone_db: Callable[[], str], config: Config) -> None:
+    engine = create_engine(clone_db())
+    try:
+        with Session(engine) as s:
+            advance_noticed(s, 30)
+            s.commit()
+        selection = print_runs.PrintSelection(ADVANCE_NOTICE, "11110", limit=20)
+        now = datetime.now(UTC)
+        # the first run has taken its share but not committed; the second waits for it, then skips that share
+        with Session(engine) as first, Session(engine) as second:
+            a = print_runs.claim_documents(first, selection, Scope.everything(), ACTOR, now)
+            taken_b: list[int] = []
+
+            def claim_second() -> None:
+                b = print_runs.claim_documents(second, selection, Scope.everything(), ACTOR, now)
+                taken_b.extend(print_runs.claimed_document_ids(second, b.id))
+                second.commit()
+
+            thread = threading.Thread(target=claim_second)
+            thread.start()
+            thread.join(0.5)
+            assert thread.is_alive(), "the second run should wait for the first's commit"
+            taken_a = print_runs.claimed_document_ids(first, a.id)
+            first.commit()
+            thread.join(10)
+        assert len(taken_a) == 20 and len(taken_b) <= 10 and not set(taken_a) & set(taken_b)
+
+        # whole runs, concurrently, through two apps on the cloned database: each document printed exactly once
+        with Session(engine) as s:
+            s.execute(print_runs.PrintRunItem.__table__.delete())
+            s.commit()
+        apps = [create_app(dataclasses.replace(config, database_url=str(engine.url.render_as_string(
+            hide_password=False)))) for _ in range(2)]  # fmt: skip
+        results: list[print_runs.PrintRun] = []
+        errors: list[BaseException] = []
+
+        def whole_run(app: Flask) -> None:
+            try:
+                results.append(run(app))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=whole_run, args=(a,)) for a in apps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        with Session(engine) as s:
+            per_run = {r.id: print_runs.claimed_document_ids(s, r.id) for r in results}
+            printed = [i for ids in per_run.values() for i in ids]
+            assert len(printed) == len(set(printed)) == 30
+            assert sum(r.documents for r in results) == 30
+            for r in results:
+                if r.documents:
+                    assert parse_manifest(Path(r.manifest_path or "").read_bytes()).header.pieces == r.documents
+        for a in apps:
+            engine_of = a.extensions["jingsu"].engine
+            if engine_of is not None:
+                engine_of.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_the_print_run_command_shows_progress_then_the_run_as_a_table(app: Flask, session: Session) -> None:
+    advance_noticed(session, 6)
+
+    result = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110"])
+
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) if not line.startswith("postal") else ("postal", line[len("postal receipt"):])
+                 for line in result.output.splitlines() if line and not line.startswith("print run"))  # fmt: skip
+    assert lines["status"].strip() == "printed" and lines["documents"].strip() == "6"
+    assert lines["pages"].strip() == "6" and lines["pdf"].strip().endswith("notices.pdf")
+    assert lines["manifest"].strip().endswith("manifest.txt") and "EGP-SBX-" in lines["postal"]
+    again = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110"])
+    assert again.exit_code == 0 and "empty" in again.output
+    bad = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110",
+                                             "--from", "2025-12-02", "--to", "2025-12-01"])  # fmt: skip
+    assert bad.exit_code != 0 and "issued_to" in bad.output
