@@ -235,8 +235,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     # bulk print runs (인쇄 차수): a run over nothing to print is fine; downloads of an unknown run are 404
     ("GET", "/api/v1/print-runs"): Route("clerk"),
     ("POST", "/api/v1/print-runs"): Route(
-        "clerk", body=lambda w: {"kind": "advance_notice", "jurisdiction": "11110", "issued_from": "2020-01-01",
-                                 "issued_to": "2020-01-02"}
+        "clerk",
+        body=lambda w: {
+            "kind": "advance_notice",
+            "jurisdiction": "11110",
+            "issued_from": "2020-01-01",
+            "issued_to": "2020-01-02",
+        },
     ),  # fmt: skip
     **{
         ("GET", f"/api/v1/print-runs/{{run_id}}{suffix}"): Route(
