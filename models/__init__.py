@@ -23,5 +23,6 @@ from models import (  # noqa: F401  (register the tables)
     server_state,
     suspense,
     sync_store,
+    treasury,
     users,
 )

@@ -39,6 +39,9 @@ def register(app: Flask) -> None:
     from server.print_runs import print_run_command
 
     print_run_command(app)
+    from server.api.treasury import treasury_command
+
+    treasury_command(app)
 
 
 def compact_feed_command(app: Flask) -> None:

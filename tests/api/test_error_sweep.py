@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ from tests.support.device import Device, register_device, staff_token
 
 PROBLEM_JSON = "application/problem+json"
 SIGN_AS_GATEWAY = "X-Sweep-Sign-As-Gateway"  # replaced by the gateway's HMAC of the body when the case is sent
+SIGN_AS_SEN = "X-Sweep-Sign-As-Sen"  # replaced by the treasury bank's SEN timestamp and signature
 SWEPT_PREFIXES = ("/api/", "/sync/")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -48,9 +50,10 @@ UNKNOWN_IDS = ["999999999999", "0", "-1", "not-a-number", "%00", "9" * 300]  # r
 class World:
     """What a route needs to be called by the right person: tokens and real ids, made on first use."""
 
-    def __init__(self, client: httpx.Client, gateway_key: str = "") -> None:
+    def __init__(self, client: httpx.Client, gateway_key: str = "", sen_key: str = "") -> None:
         self.client = client
         self.gateway_key = gateway_key
+        self.sen_key = sen_key
 
     @cached_property
     def admin(self) -> str:
@@ -75,6 +78,8 @@ class World:
             return dict(self.device.headers)
         if auth == "gateway":
             return {SIGN_AS_GATEWAY: self.gateway_key}
+        if auth == "sen":
+            return {SIGN_AS_SEN: self.sen_key}
         return {"Authorization": f"Bearer {getattr(self, auth)}"}
 
 
@@ -249,6 +254,28 @@ ROUTES: dict[tuple[str, str], Route] = {
         )
         for suffix in ("", "/notices.pdf", "/manifest")
     },
+    # the treasury (금고): SEN pushes signed by the bank; the daily file, exceptions and the reconciliation report
+    ("POST", "/api/v1/treasury/sen"): Route(
+        "sen",
+        body=lambda w: {
+            "bank_code": "088",
+            "receipt_id": "SWEEP-1",
+            "kind": "deposit",
+            "channel": "bank",
+            "reference": "1111026410000001234",
+            "amount": 1000,
+            "received_at": "2026-11-25T14:00:00+09:00",
+        },
+    ),
+    ("POST", "/api/v1/treasury/files"): Route("clerk", body=lambda w: {"name": "x.txt", "content": "H088"}),
+    ("GET", "/api/v1/treasury/exceptions"): Route("clerk", bogus_query={"date": ["yesterday", "2026-13-01"]}),
+    ("POST", "/api/v1/treasury/exceptions/{exception_id}/resolve"): Route(
+        "clerk",
+        path_ids={"exception_id": lambda w: UNKNOWN_IDS[0]},
+        unknown_ids={"exception_id": UNKNOWN_IDS},
+        body=lambda w: {"note": "x"},
+    ),
+    ("GET", "/api/v1/treasury/reconciliation"): Route("clerk", bogus_query={"date": ["yesterday", "2026-13-01"]}),
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}
     ),
@@ -403,6 +430,12 @@ def cases_for(
         out.append(case("no signature", path, {}, body, status=401, code="signature_invalid"))
         forged = {"X-Gateway-Signature": "0" * 64}
         out.append(case("a forged signature", path, forged, body, status=401, code="signature_invalid"))
+    elif route.auth == "sen":
+        out.append(case("no signature", path, {}, body, status=401, code="signature_invalid"))
+        forged = {"X-SEN-Timestamp": str(int(time.time())), "X-SEN-Signature": "0" * 64}
+        out.append(case("a forged signature", path, forged, body, status=401, code="signature_invalid"))
+        stale = {"X-SEN-Timestamp": "1000000000", "X-SEN-Signature": "0" * 64}
+        out.append(case("a stale timestamp", path, stale, body, status=401, code="signature_invalid"))
     elif route.auth != "public":
         for name, headers in (("no token", {}), ("a garbage token", {"Authorization": "Bearer not.a.token"})):
             out.append(case(name, path, headers, body, status=401, code="token_invalid"))
@@ -509,6 +542,13 @@ def send(client: httpx.Client, method: str, case: Case) -> httpx.Response:
     if key is not None:
         # the payment gateway signs the exact bytes it sends: a wrong body must get past the signature
         headers["X-Gateway-Signature"] = hmac.new(bytes.fromhex(key), case.content or b"", hashlib.sha256).hexdigest()
+    sen_key = headers.pop(SIGN_AS_SEN, None)
+    if sen_key is not None:
+        # the bank signs "<timestamp>." + the exact bytes it sends (models/treasury/sen.py)
+        stamp = str(int(time.time()))
+        message = stamp.encode() + b"." + (case.content or b"")
+        headers["X-SEN-Timestamp"] = stamp
+        headers["X-SEN-Signature"] = hmac.new(sen_key.encode(), message, hashlib.sha256).hexdigest()
     return client.request(method, case.path, content=case.content, headers=headers, params=case.params)
 
 
@@ -535,7 +575,7 @@ def test_every_api_and_sync_route_in_the_openapi_document_is_in_the_sweep(openap
 def test_every_bad_request_gets_a_problem_with_a_stable_code_and_never_a_500(client, openapi, key, test_config):
     operation = swept_operations(openapi).get(key)
     assert operation is not None, f"{key} is not in the OpenAPI document"
-    world = World(client, test_config.gateway_key)
+    world = World(client, test_config.gateway_key, test_config.sen_key)
     failures = []
     cases = cases_for(key, ROUTES[key], operation, openapi, world)
     for each in cases:
