@@ -110,7 +110,7 @@ class CallbackAnswer(Schema):
     result = fields.String(
         metadata={
             "description": "paid, suspense (paid, naming no known notice yet), already_paid, failed, reversed, "
-            "pending or approved_after_failed"
+            "pending, refunded_late (approved after we closed it: cancelled at the gateway) or approved_after_failed"
         }
     )
     txn_id = fields.String()
@@ -163,6 +163,7 @@ class GatewayCallback(MethodView):
                 {"callback": body, "query": confirmed.as_dict()},
                 Actor(address=request.remote_addr, label=f"gateway:{gateway_name}"),
                 rt.clock(),
+                client=client,
             )
         return {"result": result, "txn_id": txn_id}
 
@@ -176,11 +177,15 @@ def settle(
     now: datetime,
     *,
     abandon_before: datetime | None = None,
+    client: PaymentGateway | None = None,
 ) -> str:
     """Act on the gateway's own answer about a transaction (kept first, as every status answer is): post an
     approved payment once (``paid``), fail a cancelled one never approved, reverse one cancelled after approval,
     and leave one still ``ready`` — unless it was started before ``abandon_before`` (the sweep's abandonment
-    horizon): then it is closed ``failed`` (``abandoned``). Returns what happened."""
+    horizon): then it is closed ``failed`` (``abandoned``). A payment approved after it was closed is never posted
+    onto the closed row: with ``client`` the approval is cancelled at the gateway at once (the money goes back to
+    the citizen, whose notice is still payable: ``refunded_late``); without, or if the gateway cannot be reached,
+    ``approved_after_failed`` (kept in ``payment_events``, for a clerk). Returns what happened."""
     txn_id = confirmed.txn_id
     payments.record_event(session, gateway_name, txn_id, "status_answer", confirmed.as_dict())
     if confirmed.status != "approved":
@@ -215,7 +220,14 @@ def settle(
             now,
         )
     except payments.BackwardMove:
-        # approved after we had closed it as abandoned: the money is real; a clerk settles it (refund or post)
+        # approved after we had closed it as abandoned: the money is real and must go back, never be posted twice
+        if client is not None:
+            try:
+                refunded = client.refund(txn_id)
+            except GatewayError:
+                return "approved_after_failed"
+            payments.record_event(session, gateway_name, txn_id, "status_answer", refunded.as_dict())
+            return "refunded_late"
         return "approved_after_failed"
     if not result.newly_posted:
         return "already_paid"
@@ -264,6 +276,7 @@ def sweep_payments(
                 Actor.system(),
                 now,
                 abandon_before=abandon_before,
+                client=client,
             )
         outcomes[result] = outcomes.get(result, 0) + 1
     return SweepReport(len(stale), outcomes, unreachable)

@@ -99,6 +99,10 @@ class PaymentGateway(Protocol):
         """The transaction's status as the gateway knows it. Raises ``GatewayUnavailable``, ``GatewayRefused``."""
         ...
 
+    def refund(self, txn_id: str) -> GatewayPayment:
+        """Cancel an approved transaction (취소 after approval). Raises ``GatewayUnavailable``, ``GatewayRefused``."""
+        ...
+
     def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
         """Whether ``signature`` is the gateway's signature of exactly ``raw_body``."""
         ...

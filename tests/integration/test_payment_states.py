@@ -161,10 +161,16 @@ def test_the_sweep_fails_a_payment_abandoned_at_the_gateway_for_longer_than_the_
     assert report.outcomes == {"abandoned": 1}
     assert (abandoned.status, abandoned.failed_reason) == ("failed", "abandoned")
     assert sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE).asked == 0
-    # the citizen approves after all: the money is real, never posted onto a closed payment, reported for a clerk
+    # the citizen approves after all: the money is real, never posted onto a closed payment but given back at once
     at_gateway(gateway, abandoned.txn_id, "approve")
-    late = settle(db_session, "sandbox", gateway.query(abandoned.txn_id), {}, Actor.system(), day_later)
-    assert late == "approved_after_failed" and abandoned.status == "failed"
+    answer = gateway.query(abandoned.txn_id)
+    assert settle(db_session, "sandbox", answer, {}, Actor.system(), day_later) == "approved_after_failed"
+    late = settle(db_session, "sandbox", answer, {}, Actor.system(), day_later, client=gateway)
+    assert late == "refunded_late" and abandoned.status == "failed" and abandoned.receivable_id is None
+    after = gateway.query(abandoned.txn_id)
+    assert after.status == "cancelled" and after.approved_at is not None  # refunded at the gateway
+    assert settle(db_session, "sandbox", after, {}, Actor.system(), day_later, client=gateway) == "failed"
+    assert payments.suspense_total(db_session, NOTICE_NO) == 0
 
 
 def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_session) -> None:
