@@ -86,6 +86,7 @@ class SuspensePayment(Base):
 # cancelled at the source (the reversal posted).
 INITIATED, PENDING, PAID, FAILED, CANCELLED_PAYMENT = "initiated", "pending", "paid", "failed", "cancelled"
 OPEN_STATES = (INITIATED, PENDING)
+TREASURY = "treasury"  # the ``gateway`` of payments the treasury bank reported (models.treasury)
 
 # the only moves a payment makes; never back (the database refuses the rest too: migration 0009)
 FORWARD: dict[str, frozenset[str]] = {
@@ -313,6 +314,10 @@ def match_suspense(session: Session, notice: notices.Notice, actor: Actor, now: 
         row.status = SUSPENSE_MATCHED
         row.matched_receivable_id = payment.receivable_id
         row.matched_at = now
+        if payment.gateway == TREASURY:  # a bank receipt's 'unmatched' exception is settled with it
+            from models.treasury.matching import settle_unmatched  # (the treasury builds on this module)
+
+            settle_unmatched(session, payment.id, f"고지 {notice.notice_no} 전송으로 자동 충당", actor, now)
     session.flush()
     return len(rows)
 

@@ -31,6 +31,7 @@ from models.payments import (
     SuspensePayment,
     apply_to_notice,
 )
+from models.treasury.matching import settle_unmatched
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def match(
     row.matched_by = actor.user_id
     row.match_note = note
     session.flush()
+    settle_unmatched(session, payment.id, f"미확인 수납 {row.id}: 고지 {notice.notice_no}에 충당 ({note})", actor, now)
     return row
 
 
@@ -142,6 +144,7 @@ def refund(
     row.refunded_by = actor.user_id
     row.refunded_at = now
     session.flush()
+    settle_unmatched(session, row.payment_id, f"미확인 수납 {row.id}: 환불 ({reason})", actor, now)
     return row
 
 

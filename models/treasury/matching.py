@@ -52,7 +52,7 @@ from models.treasury.tables import (
 )
 from sync.protocol import SEOUL, parse_notice_no, seoul_date
 
-GATEWAY = "treasury"
+GATEWAY = payments.TREASURY
 SEN, FILE = "sen", "file"
 REASONS = (
     "unmatched",
@@ -517,3 +517,26 @@ def resolve_exception(
     exc.resolved_at = now
     session.flush()
     return exc
+
+
+def settle_unmatched(session: Session, payment_id: int, resolution: str, actor: Actor, now: datetime) -> int:
+    """The money of a bank receipt that waited in suspense found its way (matched to a notice when it arrived or by
+    a clerk, or refunded): its open ``unmatched`` exception is resolved with ``resolution``. Returns how many."""
+    rows = session.scalars(
+        select(TreasuryException)
+        .join(BankReceipt, BankReceipt.id == TreasuryException.receipt_id)
+        .where(
+            BankReceipt.payment_id == payment_id,
+            TreasuryException.reason == "unmatched",
+            TreasuryException.status == OPEN,
+        )
+        .with_for_update(of=TreasuryException)
+    ).all()
+    for exc in rows:
+        exc.status = RESOLVED
+        exc.resolution = resolution[:300]
+        exc.resolved_by = actor.user_id
+        exc.resolved_label = actor.label[:80]
+        exc.resolved_at = now
+    session.flush()
+    return len(rows)

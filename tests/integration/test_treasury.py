@@ -202,6 +202,24 @@ def test_an_unknown_reference_waits_in_suspense_and_is_matched_when_its_notice_a
     assert payments.match_suspense(db_session, notice, SYSTEM, NOW) == 1
     rec = report.daily_report(db_session, DAY, Scope.everything())
     assert (rec.total.ledger, rec.total.suspense, rec.total.difference) == (32000, 15000, 0)
+    # the matched receipt's exception is settled with it; the others wait for a clerk
+    assert [(e.status, e.resolution) for e in excs] == [
+        ("resolved", f"고지 {future} 전송으로 자동 충당"),
+        ("open", None),
+        ("open", None),
+    ]
+    # a clerk refunds one through the suspense API's domain operation: its exception is settled too
+    from models import suspense
+    from models.crypto import PiiCipher
+    from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
+
+    waiting = [i for i in suspense.list_suspense(db_session, Scope.everything(), NOW, timedelta(days=30))]
+    target = next(i for i in waiting if i.row.amount == 10000)
+    cipher = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
+    account_ = suspense.RefundAccount("신한은행", "110-123-456789", "홍길동")
+    suspense.refund(db_session, target.row.id, "입금자 확인 불가", account_, cipher, Scope.everything(), SYSTEM, NOW)
+    assert [e.status for e in excs] == ["resolved", "resolved", "open"]
+    assert excs[1].resolution == f"미확인 수납 {target.row.id}: 환불 (입금자 확인 불가)"
     assert report.daily_report(db_session, DAY, Scope.only("11110")).total.bank == 32000  # city-wide rows hidden
 
 
