@@ -28,7 +28,7 @@ from models.base import Actor
 from models.feed import jurisdiction_scope, record_change
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
-from models.rules import load_rulebook, plate_seizure_eligible
+from models.rules import RuleBook, load_rulebook, plate_seizure_eligible
 
 ENTITY = "hotlist"
 VEHICLE_NOTICE_KIND = "parking"
@@ -68,7 +68,14 @@ def refresh_hotlist(
     """Rebuild the jurisdiction's hotlist for ``business_date`` (only ``plates``, if given): a plate newly eligible
     or owing another amount is an ``upsert`` on the feed, a plate no longer eligible (paid, under a hold) a
     ``delete``. Unchanged plates record nothing, so running it twice records nothing the second time."""
-    rules = load_rulebook(session)
+    book: RuleBook | None = None  # loaded on first need: a paid plate that was never overdue needs no rule
+
+    def rulebook() -> RuleBook:
+        nonlocal book
+        if book is None:
+            book = load_rulebook(session)
+        return book
+
     only = set(plates) if plates is not None else None
     stmt = (
         select(ReceivableTerms, Notice.vehicle_plate)
@@ -90,7 +97,7 @@ def refresh_hotlist(
     owed: dict[str, list[tuple[date, int]]] = defaultdict(list)
     for terms, plate in session.execute(stmt).all():
         if terms.caught_up_to is None or terms.caught_up_to < business_date:
-            catch_up(session, terms, business_date, actor, rules=rules)
+            catch_up(session, terms, business_date, actor, rules=rulebook())
         if terms.state != OVERDUE or any(h.in_force_on(business_date) for h in _holds(session, terms.receivable_id)):
             continue
         balance = sum(heads_of(session, terms.receivable_id).values())
@@ -99,7 +106,7 @@ def refresh_hotlist(
 
     wanted: dict[str, HotlistEntry] = {}
     for plate, items in owed.items():
-        verdict = plate_seizure_eligible(items, business_date, rules)
+        verdict = plate_seizure_eligible(items, business_date, rulebook())
         if verdict.allowed:
             wanted[plate] = HotlistEntry(
                 jurisdiction=jurisdiction,
