@@ -6,7 +6,8 @@ daily reconciliation report (``models.treasury``).
   ``JINGSU_SEN_KEY`` over ``"<timestamp>." + body``); otherwise 401 ``signature_invalid``. One receipt per message
   (``models.treasury.sen``); the answer says what it did (``posted``, ``suspense``, ``split``, ``reversed``,
   ``held``, ``confirmed``, ``repeated``, ``mismatch``). Sending it again is harmless.
-- ``POST /api/v1/treasury/files`` ``{"name", "content"}`` — import a daily file (``models.treasury.daily_file``);
+- ``POST /api/v1/treasury/files`` ``{"name", "content"}`` — city staff import a daily file (it covers every
+  district; a district's clerk gets 403 ``forbidden_scope``) (``models.treasury.daily_file``);
   a file with any bad line is refused whole: 422 ``file_invalid``, ``errors.content`` listing each
   ``line <n>: <field>: <what is wrong>``.
 - ``GET /api/v1/treasury/exceptions?status=&date=&reason=&after=&limit=`` — the exception queue of the caller's
@@ -221,6 +222,9 @@ class DailyFiles(MethodView):
             raise ApiError(422, "file_invalid", "the file is not ASCII", errors={"content": ["not ASCII"]}) from None
         with unit_of_work() as session:
             principal = auth.current_principal()
+            if auth.scope_of(session, principal).jurisdictions is not None:
+                # the bank's file covers every district: the city imports it, districts work their exceptions
+                raise ApiError(403, "forbidden_scope", "the treasury's daily file is imported by city staff")
             try:
                 done = matching.import_file(
                     session, data, body["name"], principal.actor(), rt.clock(), bank_code=rt.config.va_bank_code

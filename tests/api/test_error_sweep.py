@@ -267,7 +267,7 @@ ROUTES: dict[tuple[str, str], Route] = {
             "received_at": "2026-11-25T14:00:00+09:00",
         },
     ),
-    ("POST", "/api/v1/treasury/files"): Route("clerk", body=lambda w: {"name": "x.txt", "content": "H088"}),
+    ("POST", "/api/v1/treasury/files"): Route("admin", body=lambda w: {"name": "x.txt", "content": "H088"}),
     ("GET", "/api/v1/treasury/exceptions"): Route("clerk", bogus_query={"date": ["yesterday", "2026-13-01"]}),
     ("POST", "/api/v1/treasury/exceptions/{exception_id}/resolve"): Route(
         "clerk",
