@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,12 +41,6 @@ class SuspenseItem:
     refund_due: bool  # open for at least the refund age: nobody matched it
 
 
-def _scoped(stmt: Any, scope: Scope) -> Any:
-    if scope.jurisdictions is None:
-        return stmt
-    return stmt.where(SuspensePayment.jurisdiction.in_(sorted(scope.jurisdictions)))
-
-
 def list_suspense(
     session: Session,
     scope: Scope,
@@ -66,7 +59,7 @@ def list_suspense(
         .limit(limit)
     )
     items = []
-    for row, payment in session.execute(_scoped(stmt, scope)).all():
+    for row, payment in session.execute(scope.apply(stmt, SuspensePayment.jurisdiction)).all():
         age = now - row.created_at
         items.append(SuspenseItem(row, payment, age.days, row.status == SUSPENSE_OPEN and age >= refund_after))
     return items
@@ -74,7 +67,9 @@ def list_suspense(
 
 def _locked(session: Session, suspense_id: int, scope: Scope) -> tuple[SuspensePayment, Payment]:
     row = session.scalar(
-        _scoped(select(SuspensePayment).where(SuspensePayment.id == suspense_id), scope).with_for_update()
+        scope.apply(
+            select(SuspensePayment).where(SuspensePayment.id == suspense_id), SuspensePayment.jurisdiction
+        ).with_for_update()
     )
     if row is None:
         raise NotFound("no such suspense payment", field="suspense_id")

@@ -455,12 +455,6 @@ def import_file(
 # --- the exception queue --------------------------------------------------------------------------------------------
 
 
-def _scoped(stmt: Any, scope: Scope) -> Any:
-    if scope.jurisdictions is None:
-        return stmt
-    return stmt.where(TreasuryException.jurisdiction.in_(sorted(scope.jurisdictions)))
-
-
 def list_exceptions(
     session: Session,
     scope: Scope,
@@ -481,17 +475,17 @@ def list_exceptions(
         stmt = stmt.where(TreasuryException.reason == reason)
     if after is not None:
         stmt = stmt.where(TreasuryException.id > after)
-    stmt = _scoped(stmt.order_by(TreasuryException.id).limit(limit), scope)
+    stmt = scope.apply(stmt.order_by(TreasuryException.id).limit(limit), TreasuryException.jurisdiction)
     return [(exc, receipt) for exc, receipt in session.execute(stmt).all()]
 
 
 def get_exception(session: Session, exception_id: int, scope: Scope) -> tuple[TreasuryException, BankReceipt]:
     row = session.execute(
-        _scoped(
+        scope.apply(
             select(TreasuryException, BankReceipt)
             .join(BankReceipt, BankReceipt.id == TreasuryException.receipt_id)
             .where(TreasuryException.id == exception_id),
-            scope,
+            TreasuryException.jurisdiction,
         )
     ).first()
     if row is None:
@@ -504,7 +498,9 @@ def resolve_exception(
 ) -> TreasuryException:
     """A clerk records how the exception was settled (a refund made, the bank asked, the suspense matched …)."""
     exc = session.scalar(
-        _scoped(select(TreasuryException).where(TreasuryException.id == exception_id), scope).with_for_update()
+        scope.apply(
+            select(TreasuryException).where(TreasuryException.id == exception_id), TreasuryException.jurisdiction
+        ).with_for_update()
     )
     if exc is None:
         raise NotFound("no such treasury exception", field="exception_id")
