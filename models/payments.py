@@ -225,15 +225,25 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
         notice_no=received.notice_no,
         amount=received.amount,
     )
+    closed = session.scalar(
+        select(Payment.status).where(
+            Payment.gateway == received.gateway,
+            Payment.txn_id == received.txn_id,
+            Payment.status.in_((FAILED, CANCELLED_PAYMENT)),
+        )
+    )
+    if closed is not None:
+        # money confirmed for a payment we closed (marked abandoned, then approved after all): never posted onto
+        # the closed row — the caller gives it back at the source (server.payments_web.settle: refunded_late).
+        # Checked before locking (a closed payment stays closed), so the refund's own callback never waits on us.
+        raise BackwardMove(f"payment {received.txn_id} is {closed}; the source now confirms it paid")
     payment = session.scalar(
         select(Payment).where(Payment.gateway == received.gateway, Payment.txn_id == received.txn_id).with_for_update()
     )
     assert payment is not None
     if payment.status == PAID:
         return PostingResult(payment, False, None)
-    if payment.status in (FAILED, CANCELLED_PAYMENT):
-        # money confirmed for a payment we closed (marked abandoned, then approved after all): never posted twice,
-        # never dropped — the caller raises it as an exception for a clerk
+    if payment.status in (FAILED, CANCELLED_PAYMENT):  # closed while we waited for the lock
         raise BackwardMove(f"payment {payment.id} is {payment.status}; the source now confirms it paid")
     payment.amount = received.amount
     payment.channel = received.channel  # how it was paid, as the source confirms it (card, transfer …)
