@@ -251,7 +251,10 @@ def landing(notice_no: str) -> Response:
         if view.synced and view.payable:  # 가상계좌 and 전자납부번호: pay by bank transfer or at any bank
             notice = notice_ops.find_notice(session, notice_no)
             assert notice is not None
-            transfer = links.payment_info(session, notice)
+            try:
+                transfer = links.payment_info(session, notice)
+            except LookupError:  # no receivable or no device key: the page still offers the QR payment
+                transfer = None
         html = render_template(
             "notice.html",
             v=view,
