@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import MetaData, event
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -21,6 +21,18 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _locked_rows_are_read_fresh(state: ORMExecuteState) -> None:
+    """A row read ``FOR UPDATE`` is what the lock saw, never the session's earlier copy of it.
+
+    Without this, an object already in the identity map keeps the attributes of its first, unlocked read: a
+    transaction that read a payment, then waited on another transaction's lock, would see it ``initiated`` after the
+    other had made it ``paid`` — and post it twice. Every locking read in every session refreshes what it loads.
+    """
+    if state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        state.update_execution_options(populate_existing=True)
 
 
 def utcnow() -> datetime:

@@ -214,10 +214,11 @@ def open_payment_of(session: Session, gateway: str, notice_no: str, amount: int,
 def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now: datetime) -> PostingResult:
     """Post a confirmed payment exactly once per (gateway, txn_id).
 
-    The payment row is locked first: a repeated callback, concurrent or later, finds it posted and posts nothing.
+    The payment row is locked first and read as the lock sees it (``models.base``): a repeated callback, concurrent
+    or later, finds it paid and posts nothing.
     A payment whose notice the ledger does not know yet lands in suspense (미확인 수납), never refused.
     """
-    open_payment(
+    opened = open_payment(
         session,
         gateway=received.gateway,
         txn_id=received.txn_id,
@@ -225,18 +226,11 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
         notice_no=received.notice_no,
         amount=received.amount,
     )
-    closed = session.scalar(
-        select(Payment.status).where(
-            Payment.gateway == received.gateway,
-            Payment.txn_id == received.txn_id,
-            Payment.status.in_((FAILED, CANCELLED_PAYMENT)),
-        )
-    )
-    if closed is not None:
+    if opened.status in (FAILED, CANCELLED_PAYMENT):
         # money confirmed for a payment we closed (marked abandoned, then approved after all): never posted onto
         # the closed row — the caller gives it back at the source (server.payments_web.settle: refunded_late).
         # Checked before locking (a closed payment stays closed), so the refund's own callback never waits on us.
-        raise BackwardMove(f"payment {received.txn_id} is {closed}; the source now confirms it paid")
+        raise BackwardMove(f"payment {opened.id} is {opened.status}; the source now confirms it paid")
     payment = session.scalar(
         select(Payment).where(Payment.gateway == received.gateway, Payment.txn_id == received.txn_id).with_for_update()
     )

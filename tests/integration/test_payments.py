@@ -21,6 +21,37 @@ DEADLINE = date(2026, 12, 9)
 CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
 
 
+def parking_command(
+    notice_no: str,
+    device_id: str,
+    officer_id: int,
+    plate: str = "12가3456",
+    jurisdiction: str = "11110",
+    revenue_item: str | None = None,
+) -> notices.IssueNotice:
+    """A 40,000 won P01 parking notice as a device issues it, observed at ``OBSERVED``."""
+    return notices.IssueNotice(
+        notice_no=notice_no,
+        event_id=str(uuid.uuid4()),
+        device_id=device_id,
+        jurisdiction=jurisdiction,
+        kind="parking",
+        violation_code="P01",
+        schedule_key="P01:car:-@2008-06-22",
+        amount=40000,
+        reduced_amount=32000,
+        opinion_deadline=DEADLINE,
+        place_address="서울특별시 종로구 종로 1",
+        observed_at=OBSERVED,
+        issued_at=OBSERVED,
+        qr="http://localhost/p/x",
+        officer_id=officer_id,
+        vehicle_plate=plate,
+        vehicle_type="car",
+        revenue_item=revenue_item,
+    )
+
+
 @pytest.fixture
 def issue(db_session):
     device, _ = register_device(db_session, RegisterDevice("11110", "결제 시험 단말"), Actor.system(), OBSERVED,
@@ -28,25 +59,7 @@ def issue(db_session):
     officer = db_session.scalar(select(User).where(User.login == "officer.11110.1"))
 
     def make(notice_no: str) -> notices.Notice:
-        cmd = notices.IssueNotice(
-            notice_no=notice_no,
-            event_id=str(uuid.uuid4()),
-            device_id=device.id,
-            jurisdiction="11110",
-            kind="parking",
-            violation_code="P01",
-            schedule_key="P01:car:-@2008-06-22",
-            amount=40000,
-            reduced_amount=32000,
-            opinion_deadline=DEADLINE,
-            place_address="서울특별시 종로구 종로 1",
-            observed_at=OBSERVED,
-            issued_at=OBSERVED,
-            qr="http://localhost/p/x",
-            officer_id=officer.id,
-            vehicle_plate="12가3456",
-            vehicle_type="car",
-        )
+        cmd = parking_command(notice_no, device.id, officer.id)
         notice = notices.issue_notice(db_session, cmd, Actor(device_id=device.id), OBSERVED, CIPHER)
         assert notice is not None
         return notice
@@ -122,3 +135,41 @@ def test_money_for_a_voided_notice_is_kept_as_an_overpayment_and_the_notice_stay
     payments.post_payment(db_session, paid(notice.notice_no, 32000, on), Actor.system(), on)
     assert entries(db_session, notice) == [("charge", 40000), ("reversal", -40000), ("payment", -32000)]
     assert notice.status == "voided"
+
+
+def test_a_payment_read_before_another_transaction_posted_it_is_not_posted_twice(clone_db) -> None:
+    """Two callbacks of one payment: the second read the payment before the first posted it, then waited for its
+    lock. Under the lock it must see ``paid`` (the session's earlier copy is refreshed), and post nothing."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(clone_db())
+    try:
+        with Session(engine) as setup:
+            device, _ = register_device(setup, RegisterDevice("11110", "경합 시험 단말"), Actor.system(), OBSERVED,
+                                        timedelta(hours=1))  # fmt: skip
+            officer = setup.scalar(select(User).where(User.login == "officer.11110.1"))
+            cmd = parking_command("111102600000012", device.id, officer.id)
+            notices.issue_notice(setup, cmd, Actor(device_id=device.id), OBSERVED, CIPHER)
+            payments.open_payment(setup, gateway="sandbox", txn_id="t-race", channel="qr",
+                                  notice_no="111102600000012", amount=32000)  # fmt: skip
+            setup.commit()
+        on = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+        late, first = Session(engine), Session(engine)
+        try:
+            seen = payments.find_payment(late, "sandbox", "t-race")
+            assert seen is not None and seen.status == "initiated"  # the late one's earlier, unlocked read
+            assert payments.post_payment(first, paid("111102600000012", 32000, on, "t-race"), Actor.system(), on)
+            first.commit()
+            again = payments.post_payment(late, paid("111102600000012", 32000, on, "t-race"), Actor.system(), on)
+            assert not again.newly_posted and again.payment.status == "paid"
+            late.commit()
+        finally:
+            late.close()
+            first.close()
+        with Session(engine) as check:
+            notice = notices.find_notice(check, "111102600000012")
+            assert notice is not None
+            assert entries(check, notice) == [("charge", 40000), ("reduction", -8000), ("payment", -32000)]
+    finally:
+        engine.dispose()

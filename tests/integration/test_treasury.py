@@ -5,7 +5,6 @@ reconciles with every won accounted for."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -23,6 +22,7 @@ from models.treasury.tables import AggregateSplit, BankReceipt, TreasuryExceptio
 from models.users import User
 from sync.protocol import SEOUL, format_notice_no
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
+from tests.integration.test_payments import parking_command
 
 CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
 OBSERVED = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
@@ -50,24 +50,12 @@ def make_notices(db_session):
         cmds = []
         for k in range(count):
             notice_no = format_notice_no(jurisdiction, "26", first_serial + k)
-            cmd = notices.IssueNotice(
-                notice_no=notice_no,
-                event_id=str(uuid.uuid4()),
-                device_id=device.id,
+            cmd = parking_command(
+                notice_no,
+                device.id,
+                officer.id,
+                plate=f"{10 + k // 9000}가{1000 + k % 9000:04d}",
                 jurisdiction=jurisdiction,
-                kind="parking",
-                violation_code="P01",
-                schedule_key="P01:car:-@2008-06-22",
-                amount=40000,
-                reduced_amount=32000,
-                opinion_deadline=DEADLINE,
-                place_address="서울특별시 종로구 종로 1",
-                observed_at=OBSERVED,
-                issued_at=OBSERVED,
-                qr="http://localhost/p/x",
-                officer_id=officer.id,
-                vehicle_plate=f"{10 + k // 9000}가{1000 + k % 9000:04d}",
-                vehicle_type="car",
                 revenue_item=item,
             )
             cmds.append((cmd, Actor(device_id=device.id)))
