@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -174,9 +174,8 @@ def receipt(notice_no: str) -> Response:
 
 def _payment_info(session: Session, view: PageView, notice: notice_ops.Notice) -> PaymentInfo:
     # the receipt names how the notice is paid: its payment number, virtual account and the link the citizen used
-    info = links.payment_info(session, notice)
     link = f"{runtime().config.pay_base_url}/p/{view.notice_no}?{urlencode(view.signed)}"
-    return replace(info, qr_text=link)
+    return links.payment_info(session, notice, qr_text=link)
 
 
 @bp.get("/p/<notice_no>/receipt.pdf")

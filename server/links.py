@@ -38,9 +38,14 @@ def payment_link(session: Session, notice: notice_ops.Notice) -> str:
 
 
 def payment_info(
-    session: Session, notice: notice_ops.Notice, receivable: ledger.Receivable | None = None
+    session: Session,
+    notice: notice_ops.Notice,
+    receivable: ledger.Receivable | None = None,
+    *,
+    qr_text: str | None = None,
 ) -> PaymentInfo:
-    """Payment number, virtual account (issued on first use) and signed QR of a notice's receivable."""
+    """Payment number, virtual account (issued on first use) and signed QR of a notice's receivable; ``qr_text``:
+    a link already verified (the page the citizen is on), so the device's keys are not opened again."""
     if receivable is None:
         receivable = notice_ops.receivable_of(session, notice.id)
     if receivable is None:
@@ -51,6 +56,6 @@ def payment_info(
         payment_no=payment_refs.payment_no_of(notice.notice_no, receivable.revenue_item),
         bank_name=bank.name,
         account_no=account.account_no,
-        qr_text=payment_link(session, notice),
+        qr_text=qr_text or payment_link(session, notice),
         account_holder=runtime().config.va_account_holder,
     )

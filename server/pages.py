@@ -252,7 +252,8 @@ def landing(notice_no: str) -> Response:
             notice = notice_ops.find_notice(session, notice_no)
             assert notice is not None
             try:
-                transfer = links.payment_info(session, notice)
+                link = f"{runtime().config.pay_base_url}/p/{notice_no}?{urlencode(view.signed)}"
+                transfer = links.payment_info(session, notice, qr_text=link)  # the link was just verified
             except LookupError:  # no receivable or no device key: the page still offers the QR payment
                 transfer = None
         html = render_template(

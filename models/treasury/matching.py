@@ -506,13 +506,17 @@ def resolve_exception(
         raise NotFound("no such treasury exception", field="exception_id")
     if exc.status != OPEN:
         raise InvalidTransition(f"the exception is already {exc.status}", field="status")
+    _resolve(exc, note, actor, now)
+    session.flush()
+    return exc
+
+
+def _resolve(exc: TreasuryException, resolution: str, actor: Actor, now: datetime) -> None:
     exc.status = RESOLVED
-    exc.resolution = note[:300]
+    exc.resolution = resolution[:300]
     exc.resolved_by = actor.user_id
     exc.resolved_label = actor.label[:80]
     exc.resolved_at = now
-    session.flush()
-    return exc
 
 
 def settle_unmatched(session: Session, payment_id: int, resolution: str, actor: Actor, now: datetime) -> int:
@@ -529,10 +533,6 @@ def settle_unmatched(session: Session, payment_id: int, resolution: str, actor: 
         .with_for_update(of=TreasuryException)
     ).all()
     for exc in rows:
-        exc.status = RESOLVED
-        exc.resolution = resolution[:300]
-        exc.resolved_by = actor.user_id
-        exc.resolved_label = actor.label[:80]
-        exc.resolved_at = now
+        _resolve(exc, resolution, actor, now)
     session.flush()
     return len(rows)
