@@ -60,9 +60,14 @@ def list_suspense(
     )
     items = []
     for row, payment in session.execute(scope.apply(stmt, SuspensePayment.jurisdiction)).all():
-        age = now - row.created_at
-        items.append(SuspenseItem(row, payment, age.days, row.status == SUSPENSE_OPEN and age >= refund_after))
+        items.append(item_of(row, payment, now, refund_after))
     return items
+
+
+def item_of(row: SuspensePayment, payment: Payment, now: datetime, refund_after: timedelta) -> SuspenseItem:
+    """One row as the clerk sees it: its age in days, and whether it has waited long enough to refund."""
+    age = now - row.created_at
+    return SuspenseItem(row, payment, age.days, row.status == SUSPENSE_OPEN and age >= refund_after)
 
 
 def _locked(session: Session, suspense_id: int, scope: Scope) -> tuple[SuspensePayment, Payment]:

@@ -20,10 +20,11 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
 
 from models import suspense
 from models.errors import NotFound
-from models.payments import SUSPENSE_MATCHED, SUSPENSE_OPEN, SUSPENSE_REFUNDED, SuspensePayment
+from models.payments import SUSPENSE_MATCHED, SUSPENSE_OPEN, SUSPENSE_REFUNDED, Payment, SuspensePayment
 from server import auth
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
@@ -108,13 +109,10 @@ def _out(item: suspense.SuspenseItem, matched_notice_no: str | None = None) -> d
     }
 
 
-def _one(session: Any, row: SuspensePayment) -> dict[str, Any]:
-    from models.payments import Payment
-
+def _one(session: Session, row: SuspensePayment) -> dict[str, Any]:
     payment = session.get(Payment, row.payment_id)
-    now = runtime().clock()
-    age = now - row.created_at
-    item = suspense.SuspenseItem(row, payment, age.days, row.status == SUSPENSE_OPEN and age >= _refund_after())
+    assert payment is not None
+    item = suspense.item_of(row, payment, runtime().clock(), _refund_after())
     return _out(item, payment.notice_no)
 
 
