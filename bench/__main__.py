@@ -100,9 +100,9 @@ def bench_pdf(pages: int = 300) -> dict[str, float]:
 def bench_issuance(count: int = 300) -> dict[str, float]:
     import sqlite3
 
+    import protocol
     from pda_client import device as dev
     from pda_client.store import Store
-    from sync import protocol
 
     with tempfile.TemporaryDirectory() as home:
         store = Store(Path(home))

@@ -43,7 +43,7 @@ def samples() -> dict[str, Any]:
         PersonNotice,
         Receipt,
     )
-    from sync import payment_number
+    from protocol import payment_number
 
     authority = Authority(
         name="서울특별시 종로구청",

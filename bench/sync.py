@@ -48,7 +48,7 @@ import psycopg
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.orm import Session
 
-from sync import protocol
+import protocol
 from tests.conftest import DbAdmin, LiveServer, libpq_url, server_env
 from tests.support.device import Device, now_kst, register_device, staff_token
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base
 from models.feed import SCOPE_ALL, jurisdiction_scope, record_change
-from sync.protocol import ScheduleRow, schedule_key
+from protocol import ScheduleRow, schedule_key
 
 SURCHARGE_RULES = ("none", "fine_act", "own_statute", "daily_late_fee")
 

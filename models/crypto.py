@@ -57,29 +57,3 @@ class PiiCipher:
         """Keyed hash of a normalised identifier (e.g. an RRN without its dash) for equality lookups."""
         normalised = "".join(ch for ch in value if ch.isalnum()).upper()
         return hmac.new(self._lookup_key, normalised.encode(), hashlib.sha256).digest()
-
-
-def mask_name(name: str) -> str:
-    """홍길동 → 홍*동, 김철 → 김*, a single character stays as it is."""
-    name = name.strip()
-    if len(name) <= 1:
-        return name
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
-
-
-def mask_rrn(rrn: str) -> str:
-    """900101-1234567 → 900101-1******."""
-    digits = "".join(ch for ch in rrn if ch.isdigit())
-    if len(digits) != 13:
-        return "*" * len(rrn)
-    return f"{digits[:6]}-{digits[6]}******"
-
-
-def mask_plate(plate: str) -> str:
-    """12가3456 → 12가34**: the citizen page shows no more than this."""
-    plate = plate.strip()
-    if len(plate) <= 2:
-        return "*" * len(plate)
-    return plate[:-2] + "**"

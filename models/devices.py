@@ -25,7 +25,7 @@ from models.errors import Conflict, Forbidden, NotFound, Unauthorized
 from models.feed import device_scope, record_change
 from models.server_state import bump_epoch
 from models.users import hash_password, verify_secret
-from sync.protocol import SEOUL, format_notice_no, parse_notice_no
+from protocol import SEOUL, format_notice_no, parse_notice_no
 
 REGISTERED, ENROLLED, REVOKED = "registered", "enrolled", "revoked"
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed on a PDA

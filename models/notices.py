@@ -33,10 +33,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from models import bulk, ledger
 from models.base import Actor, Base, Scope
 from models.catalog import ViolationCode, schedule_rules
-from models.crypto import PiiCipher, mask_name
+from models.crypto import PiiCipher
 from models.errors import InvalidInput, InvalidTransition, NotFound
 from models.feed import device_scope, record_change, record_changes
-from sync.protocol import reduced_amount, select_schedule, seoul_date
+from protocol import reduced_amount, select_schedule, seoul_date
+from protocol.masking import mask_name
 
 ISSUED, UNDER_REVIEW, VOIDED, CANCELLED, PAID = "issued", "under_review", "voided", "cancelled", "paid"
 VOIDABLE = (ISSUED, UNDER_REVIEW)

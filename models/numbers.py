@@ -18,7 +18,7 @@ from models.base import Scope
 from models.devices import ACTIVE, NumberBlock, SpoiledNumber, get_device
 from models.errors import NotFound
 from models.notices import Notice
-from sync.protocol import format_notice_no, parse_notice_no
+from protocol import format_notice_no, parse_notice_no
 
 VOIDED_STATUSES = ("voided",)
 CANCELLED_STATUSES = ("cancelled",)

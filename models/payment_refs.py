@@ -2,7 +2,7 @@
 
 Both are derived from the notice so that a bank's receipt names it without a lookup table we could lose:
 
-- the payment number (``sync.payment_number``, provisional layout) is the notice number's jurisdiction, year and
+- the payment number (``protocol.payment_number``, provisional layout) is the notice number's jurisdiction, year and
   serial with the receivable's revenue item: ``payment_no_of`` builds it, ``notice_no_of_payment_no`` reads it back;
 - the virtual account is issued once per receivable (``virtual_accounts``, UNIQUE on both the account and the
   receivable): the configured 4-digit bank prefix, the receivable id in 9 digits and a Luhn digit — 14 digits, the
@@ -18,9 +18,10 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+import protocol
 from models import ledger
 from models.base import Base
-from sync import payment_number, protocol
+from protocol import payment_number
 
 
 class VirtualAccount(Base):
@@ -50,7 +51,7 @@ class Bank:
 
 
 def payment_no_of(notice_no: str, revenue_item: str) -> str:
-    """The 19-digit payment number of a notice (``sync.payment_number.for_notice``: the device prints the same)."""
+    """The 19-digit payment number of a notice (``protocol.payment_number.for_notice``: the device prints the same)."""
     return payment_number.for_notice(notice_no, revenue_item)
 
 

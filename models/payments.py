@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from models import arrears, fines, ledger, notices
 from models.arrears.engine import REVERSAL_OF
 from models.base import Actor, Base
-from sync.protocol import parse_notice_no, seoul_date
+from protocol import parse_notice_no, seoul_date
 
 
 class Payment(Base):

@@ -30,7 +30,7 @@ from models.errors import Conflict, DomainError, NotFound
 from models.notices import CANCELLED, UNDER_REVIEW, VOIDED, Notice
 from models.sync_store import SyncEvent
 
-HELD = "held"  # sync.protocol.HELD; models does not import sync's wire constants for this one word
+HELD = "held"  # protocol.HELD; models does not import sync's wire constants for this one word
 FORCE_APPLY, FORCE_REJECT = "apply", "reject"
 
 

@@ -1,6 +1,6 @@
 """The device's own operations, all offline: enrollment record, officer sign-in record, issuing, voiding, spoiling
 and reprinting notices. Every rule both sides must compute identically (numbers and their check digit, amounts,
-reduced amount and deadline, the QR signature, the event hash chain) comes from ``sync.protocol``.
+reduced amount and deadline, the QR signature, the event hash chain) comes from ``protocol``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import protocol
 from pda_client.errors import CannotIssue, NotEnrolled, NotSignedIn
 from pda_client.store import Store
-from sync import protocol
 
 Clock = Callable[[], datetime]
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import protocol
 from pda_client import evidence
 from pda_client.device import Clock, enrollment, system_clock
 from pda_client.errors import ResetRequired
 from pda_client.store import OutboxEvent, Store
 from pda_client.transport import Transport
-from sync import protocol
 
 PUSH_BATCH = 200
 Progress = Callable[[str, int, int], None]  # (phase, done, total)

@@ -27,7 +27,7 @@ import httpx
 from pda_client.errors import Refused, Unreachable
 from pda_client.store import Store
 from pda_client.transport import Transport
-from sync.protocol import PROTOCOL_VERSION
+from protocol import PROTOCOL_VERSION
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024  # PROTOCOL.md §4
 _MAGIC = (("image/jpeg", b"\xff\xd8\xff"), ("image/png", b"\x89PNG\r\n\x1a\n"))

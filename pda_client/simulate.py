@@ -54,12 +54,12 @@ from typing import Any, Protocol
 
 import httpx
 
+import protocol
 from pda_client import device as dev
 from pda_client.engine import SyncEngine
 from pda_client.errors import CannotIssue, Unreachable
 from pda_client.store import Store
 from pda_client.transport import Transport
-from sync import protocol
 
 FAULT_KINDS = ("cut_before", "lost_ack", "duplicate", "reorder", "kill_server")
 JURISDICTIONS = ("11110", "11680")  # the demo districts, each with officers officer.<district>.1 and .2

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pda_client.device import local_notice
 from pda_client.store import Store
 from printing.slip import Slip
-from sync import payment_number
+from protocol import payment_number
 
 FORMATS = ("escpos", "pdf", "png")
 

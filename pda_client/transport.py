@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from pda_client.errors import Refused, ResetRequired, Unreachable
-from sync.protocol import PROTOCOL_VERSION
+from protocol import PROTOCOL_VERSION
 
 
 class Transport:

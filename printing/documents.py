@@ -48,6 +48,7 @@ from printing.slip import (
     is_payment_no,
     reduction_percent,
 )
+from protocol.masking import mask_name
 
 # the 전자납부번호 (LAW.md §3) as printed: 19 digits in the groups of the published sample (5-1-2-2-9)
 
@@ -117,7 +118,7 @@ class PaymentInfo:
     account_holder: str | None = None
 
     def __post_init__(self) -> None:
-        # the number is built and checked by its issuer (``sync.payment_number``); printing only shows 19 digits
+        # the number is built and checked by its issuer (``protocol.payment_number``); printing only shows 19 digits
         if not is_payment_no(self.payment_no):
             raise InvalidDocumentError("payment_no", f"must be {PAYMENT_NO_LENGTH} digits")
         _text(self, "bank_name", "account_no")
@@ -422,17 +423,6 @@ def mask_rrn(rrn: str) -> str:
     if not (tail.isascii() and tail.isdigit()) and set(tail) != {"*"}:
         raise InvalidDocumentError("rrn", "must be 13 digits (YYMMDD-NNNNNNN) or masked as YYMMDD-N******")
     return f"{head[:6]}-{head[6]}******"
-
-
-def mask_name(name: str) -> str:
-    """A name for print where the person may not be the reader: the first and last characters kept, the middle as
-    ``*`` (``홍길동`` → ``홍*동``, ``남궁민수`` → ``남**수``); two characters keep the first (``홍길`` → ``홍*``)."""
-    name = name.strip()
-    if len(name) <= 1:
-        return name
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 # --- Korean text helpers -------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ TITLES: dict[str, str] = {
 }
 VEHICLE_TYPE_LABELS: dict[str, str] = {"car": "승용", "van": "승합"}
 # the 19-digit 전자납부번호 (LAW.md §3), printed in the groups of the published sample: 48310-2-23-41-510664999.
-# Built and checked by its issuer (``sync.payment_number``); printing only shows 19 digits.
+# Built and checked by its issuer (``protocol.payment_number``); printing only shows 19 digits.
 PAYMENT_NO_LENGTH = 19
 PAYMENT_NO_GROUPS = (5, 1, 2, 2, 9)
 

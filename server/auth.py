@@ -181,7 +181,7 @@ def device(fn: F) -> F:
 def check_protocol_version() -> None:
     """426 ``protocol_unsupported`` for a ``Jingsu-Protocol`` major version this server does not speak (§0; the
     first refusal of every /sync/v1 route, before size and token)."""
-    from sync.protocol import PROTOCOL_VERSION
+    from protocol import PROTOCOL_VERSION
 
     header = request.headers.get("Jingsu-Protocol")
     if header is None:

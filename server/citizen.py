@@ -33,6 +33,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import protocol
 from models import fines, ledger, payments
 from models import notices as notice_ops
 from models.base import Actor
@@ -41,11 +42,11 @@ from models.errors import InvalidTransition
 from models.fines.tables import ADVANCE_NOTICED, ENDED, OPINION_SUBMITTED, SYNCED, FineCase
 from models.jurisdictions import Jurisdiction
 from printing.a4 import render_documents_pdf
-from printing.documents import Allocation, Authority, PaymentInfo, Receipt, mask_name
+from printing.documents import Allocation, Authority, PaymentInfo, Receipt
+from protocol.masking import mask_name
 from server import links
 from server.pages import PageView, verified_view
 from server.runtime import runtime, unit_of_work
-from sync import protocol
 
 bp = Blueprint("citizen", __name__)
 

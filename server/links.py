@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+import protocol
 from models import devices, ledger, payment_refs
 from models import notices as notice_ops
 from printing.documents import PaymentInfo
 from server.runtime import runtime
-from sync import protocol
 
 
 def treasury_bank() -> payment_refs.Bank:

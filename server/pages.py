@@ -18,16 +18,16 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session
 
+import protocol
 from models import devices as device_ops
 from models import fines, ledger, payments, rules
 from models import notices as notice_ops
 from models.catalog import ViolationCode
-from models.crypto import mask_plate
 from models.jurisdictions import Jurisdiction
 from models.rules.rows import HARDSHIP_REDUCTION
+from protocol.masking import mask_plate
 from server import links
 from server.runtime import runtime, unit_of_work
-from sync import protocol
 
 bp = Blueprint("pages", __name__)
 

@@ -20,6 +20,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import Session
 
+import protocol
 from models import payments
 from models.base import Actor
 from server import auth
@@ -27,7 +28,6 @@ from server.adapters.gateway import GatewayError, GatewayPayment, GatewayRefused
 from server.errors import ApiError
 from server.pages import error_page, verified_view
 from server.runtime import runtime, unit_of_work
-from sync import protocol
 from sync.schemas import AwareDateTime, StrictInteger, Text, flatten_errors
 
 bp = Blueprint("pay", __name__)

@@ -38,11 +38,11 @@ from models.notices import Notice
 from models.rules.rows import HARDSHIP_REDUCTION
 from printing.a4 import write_documents_pdf
 from printing.documents import Addressee, AdvanceNotice, Authority, Facts, ImpositionNotice
+from protocol import seoul_date
 from server import links
 from server.adapters import postal as postal_adapter
 from server.adapters.postal import MailPiece, ManifestHeader, ManifestWriter
 from server.runtime import runtime, unit_of_work
-from sync.protocol import seoul_date
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import protocol
 from models import bulk, evidence
 from models import devices as device_ops
 from models import notices as notice_ops
@@ -40,7 +41,6 @@ from models.errors import Forbidden, InvalidInput, InvalidTransition
 from models.fines.tables import BEFORE_IMPOSITION, FineCase
 from models.sync_store import SyncEvent
 from models.users import User
-from sync import protocol
 from sync.schemas import (
     NoticeCorrectedData,
     NoticeIssuedData,

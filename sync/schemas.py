@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from sync import protocol
+import protocol
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_WON = 2**53 - 1  # the largest integer every JSON parser keeps exactly; far beyond any fine

@@ -15,7 +15,7 @@ from models import notices as notice_ops
 from models import rules
 from models.base import Actor
 from models.catalog import ViolationCode
-from models.crypto import PiiCipher, mask_name, mask_rrn
+from models.crypto import PiiCipher
 from models.errors import InvalidInput, InvalidTransition
 from models.fines.cases import act, ensure_cases, fine_amount, payer_ref, rrn_checksum_ok, schedule_of, transition
 from models.fines.ports import OwnerRegistry, RegistryOwner
@@ -23,7 +23,8 @@ from models.fines.tables import ADVANCE_NOTICE, CHANNELS, MAIL, ON_SITE, SYNCED,
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
 from models.rules.rows import HARDSHIP_REDUCTION
-from sync.protocol import seoul_date
+from protocol import seoul_date
+from protocol.masking import mask_name, mask_rrn
 
 # --- 2. owner lookup and the 사전통지 ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from models.fines.tables import (
     FineCaseEvent,
 )
 from models.notices import Notice
-from sync.protocol import ScheduleRow, select_schedule, seoul_date
+from protocol import ScheduleRow, select_schedule, seoul_date
 
 # --- small helpers --------------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from models.fines.tables import (
     ObjectionLate,
 )
 from models.notices import Notice
-from sync.protocol import seoul_date
+from protocol import seoul_date
 
 # --- 5. objection and court -----------------------------------------------------------------------------------------
 

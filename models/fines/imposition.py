@@ -45,7 +45,7 @@ from models.fines.tables import (
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
 from models.rules.rows import MONTHLY_SURCHARGE, OBJECTION_PERIOD, SURCHARGE
-from sync.protocol import seoul_date
+from protocol import seoul_date
 
 # --- 4. imposition in bulk (일괄 결정결의) ----------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from models import ledger, rules
 from models import notices as notice_ops
 from models.base import Actor
-from models.crypto import mask_name
 from models.errors import InvalidInput, InvalidTransition
 from models.fines.cases import act, fine_amount, require, schedule_of, transition
 from models.fines.tables import (
@@ -32,7 +31,8 @@ from models.fines.tables import (
     FineCase,
 )
 from models.notices import Notice
-from sync.protocol import seoul_date
+from protocol import seoul_date
+from protocol.masking import mask_name
 
 # --- 3. opinions and reductions -------------------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from models import arrears, ledger
 from models import notices as notice_ops
-from models.crypto import mask_name
 from models.fines.tables import FineCaseEvent
 from models.notices import Notice
-from sync.protocol import SEOUL
+from protocol import SEOUL
+from protocol.masking import mask_name
 
 # --- 8. the timeline ------------------------------------------------------------------------------------------------
 

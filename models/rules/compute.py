@@ -10,8 +10,8 @@ Which date picks the row (the law in force then applies, 법 §3):
 - 감경 and its combination: the day of the 사전통지 (the hardship rule applies to 사전통지 from 2010-01-16).
 - 번호판 영치: the day the hotlist is built.
 
-Money is integer won. Reduced amounts reuse ``sync.protocol.reduced_amount`` (truncated to the fine schedule's
-``rounding_unit``); surcharges are truncated with ``sync.protocol.truncate_to_unit`` to the ``surcharge_rounding``
+Money is integer won. Reduced amounts reuse ``protocol.reduced_amount`` (truncated to the fine schedule's
+``rounding_unit``); surcharges are truncated with ``protocol.truncate_to_unit`` to the ``surcharge_rounding``
 row's unit (default 1 won, i.e. 원 미만 절사; LAW.md §6.4 leaves it unconfirmed).
 """
 
@@ -47,7 +47,7 @@ from models.rules.rows import (
     RuleRow,
     Verdict,
 )
-from sync.protocol import ScheduleRow, reduced_amount, truncate_to_unit
+from protocol import ScheduleRow, reduced_amount, truncate_to_unit
 
 DateLike = date | datetime
 
@@ -260,7 +260,7 @@ def plate_seizure_eligible(overdue: Iterable[tuple[date, int]], as_of: DateLike,
 
 
 def self_payment_reduced(schedule: ScheduleRow, amount: int | None = None) -> Computed:
-    """자진납부 감경 (법 §18): the fine schedule's own rate and rounding, through ``sync.protocol.reduced_amount``."""
+    """자진납부 감경 (법 §18): the fine schedule's own rate and rounding, through ``protocol.reduced_amount``."""
     base = schedule.amount if amount is None else amount
     return Computed(reduced_amount(base, schedule.reduction_rate, schedule.rounding_unit), schedule.key)
 

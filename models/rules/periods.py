@@ -19,7 +19,7 @@ import calendar
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from sync.protocol import seoul_date
+from protocol import seoul_date
 
 ClosedDay = Callable[[date], bool]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from models.treasury.message import MAX_AMOUNT, RECEIPT_ID, BankReport
-from sync.protocol import SEOUL
+from protocol import SEOUL
 
 WIDTH = 120
 KIND_CODES = {"R": "deposit", "C": "cancel"}

@@ -50,7 +50,7 @@ from models.treasury.tables import (
     TreasuryException,
     TreasuryFile,
 )
-from sync.protocol import SEOUL, parse_notice_no, seoul_date
+from protocol import SEOUL, parse_notice_no, seoul_date
 
 GATEWAY = payments.TREASURY
 SEN, FILE = "sen", "file"

@@ -32,6 +32,7 @@ from models import notices as notice_ops
 from models.base import Actor, Scope
 from models.errors import InvalidInput, NotFound
 from models.rules import HARDSHIP_GROUNDS
+from protocol import seoul_date
 from server import auth
 from server.adapters.approval import (
     ApprovalError,
@@ -43,7 +44,6 @@ from server.adapters.approval import (
 from server.adapters.registry import RegistryRefused, RegistryUnavailable
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
-from sync.protocol import seoul_date
 from sync.schemas import Text
 
 blp = Blueprint("fines", __name__, url_prefix="/api/v1", description="Fine cases: 사전통지, 부과, 이의제기, 재판")

@@ -17,6 +17,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+import protocol
 from models import notices as notice_ops
 from models import review
 from models.errors import NotFound
@@ -24,7 +25,7 @@ from server import auth
 from server.api import schemas
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
-from sync import protocol, reconcile
+from sync import reconcile
 from sync.schemas import Text
 
 blp = Blueprint("review", __name__, url_prefix="/api/v1", description="Review queue and hold queue")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from sync import protocol
+import protocol
 from sync.schemas import Text
 
 JURISDICTION = validate.Regexp(r"^[0-9]{5}$", error="must be a 5-digit jurisdiction code")

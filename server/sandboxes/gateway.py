@@ -183,9 +183,7 @@ class SandboxGateway:
 
     # -- the citizen's page
 
-    def finish(
-        self, txn_id: str, status: Literal["approved", "cancelled"], method: str | None = None
-    ) -> Transaction:
+    def finish(self, txn_id: str, status: Literal["approved", "cancelled"], method: str | None = None) -> Transaction:
         """Move a ready transaction to ``status`` ("approved" or "cancelled") and notify the merchant once.
 
         Finishing it again the same way does nothing. Raises ``SandboxError(404)`` for an unknown transaction and

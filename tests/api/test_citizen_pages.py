@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+import protocol
 from models import arrears, ledger, payments
 from models import notices as notice_ops
 from models.base import Actor
 from models.fines.tables import FineCase, FineCaseEvent
 from server import create_app
 from server.citizen import form_token
-from sync import protocol
 from tests.api.test_qr_page import element, local
 from tests.support.device import Device
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync import protocol
+import protocol
 from tests.support.device import Device, register_device, staff_token
 
 PROBLEM_JSON = "application/problem+json"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync import protocol
+import protocol
 from tests.support.device import Device, staff_token
 
 PLATE = "98마7654"

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 import httpx
 from flask import Flask
 
+import protocol
 from models import notices, payment_refs
 from server import links
 from server.runtime import unit_of_work
-from sync import protocol
 from tests.support.device import Device, fresh_plate
 
 

@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
+import protocol
 from server import create_app
-from sync import protocol
 from tests.support.device import Device
 
 AMOUNT_IN_WON = re.compile(r"[0-9][0-9,]*\s*원")

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+import protocol
 from models.feed import ChangeLog, device_scope
 from models.users import CreateUser, ensure_user
-from sync import protocol
 from tests.support.device import DEMO_PASSWORD, Device, now_kst, staff_token
 
 PROBLEM_JSON = "application/problem+json"

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from models import notices, payment_refs
 from models.treasury import daily_file, sen
 from models.treasury.message import BankReport
+from protocol import SEOUL
 from server import create_app
 from server.config import Config
-from sync.protocol import SEOUL
 from tests.support.device import Device, fresh_plate, staff_token
 
 DAY = date(2026, 11, 25)

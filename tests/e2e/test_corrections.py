@@ -66,7 +66,7 @@ def test_a_correction_of_a_notice_a_clerk_already_decided_is_a_conflict_kept_on_
 def test_a_correction_printed_with_an_amount_the_server_does_not_confirm_sends_the_notice_to_review(
     module_live_server,
 ):
-    from sync import protocol
+    import protocol
     from tests.support.device import Device
 
     with httpx.Client(base_url=module_live_server.url, timeout=15) as client:

@@ -27,8 +27,8 @@ import jwt
 import psycopg
 import pytest
 
+import protocol
 from server.config import ROOT
-from sync import protocol
 from tests.conftest import TEST_JWT_SECRET, DbAdmin, LiveServer, libpq_url
 from tests.support.device import DEMO_PASSWORD, Device, register_device, staff_token
 

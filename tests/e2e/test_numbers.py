@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from sync import protocol
+import protocol
 from tests.support.device import Device, staff_token
 
 

@@ -136,7 +136,7 @@ def test_spoiled_numbers_and_voids_reach_the_server_and_a_spoiled_number_is_neve
     first = issue_parking(pda, "88아8888")
     # the printer jams on the next number: spoil it; the next notice takes the number after it
     following = int(first[7:14]) + 1
-    from sync.protocol import format_notice_no
+    from protocol import format_notice_no
 
     jammed = format_notice_no(first[:5], first[5:7], following)
     pda.run("spoil", jammed, "--reason", "printer_jam")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from sync import protocol
+import protocol
 from sync.reconcile import MAX_DEPTH
 from tests.conftest import LiveServer
 from tests.support.device import Device, now_kst, staff_token

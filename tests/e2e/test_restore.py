@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from sync import protocol
+import protocol
 from tests.conftest import LiveServer
 from tests.support.device import Device
 

@@ -18,9 +18,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+import protocol
 from printing.escpos_reader import read_escpos
+from protocol import payment_number
 from server.adapters.gateway import start_sandbox, stop_sandbox
-from sync import payment_number, protocol
 from tests.conftest import free_port
 from tests.e2e.pda import Pda
 from tests.support.device import now_kst, register_device, staff_token

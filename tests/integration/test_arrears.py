@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import protocol
 from models import arrears, ledger, notices, payments
 from models.arrears import GrantRelief, Installment
 from models.base import Actor, Scope
@@ -22,7 +23,6 @@ from models.feed import ChangeLog
 from models.ledger import ENFORCEMENT_COST, MONTHLY_SURCHARGE, PRINCIPAL, SURCHARGE, Post
 from models.rules import full_month_elapses_on
 from models.users import User
-from sync import protocol
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
 
 SYSTEM = Actor.system()

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+import protocol
 from models import fines, ledger, notices, payments, rules
 from models.base import Actor
 from models.catalog import schedule_rules
@@ -40,7 +41,6 @@ from server.adapters.approval import stop_sandbox as stop_approval
 from server.adapters.registry import HttpRegistry
 from server.adapters.registry import start_sandbox as start_registry
 from server.adapters.registry import stop_sandbox as stop_registry
-from sync import protocol
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY, free_port
 
 KST = timezone(timedelta(hours=9))

@@ -20,7 +20,7 @@ from models.treasury import daily_file, matching, report
 from models.treasury.message import BankReport
 from models.treasury.tables import AggregateSplit, BankReceipt, TreasuryException
 from models.users import User
-from sync.protocol import SEOUL, format_notice_no
+from protocol import SEOUL, format_notice_no
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
 from tests.integration.test_payments import parking_command
 

@@ -1,4 +1,4 @@
-"""A test device that speaks PROTOCOL.md over HTTP with httpx, building every event with ``sync.protocol``.
+"""A test device that speaks PROTOCOL.md over HTTP with httpx, building every event with ``protocol``.
 
 It keeps just enough state to be a well-behaved device (seq, hash chain, cursor, blocks, schedule), and lets tests
 misbehave on purpose (skip a seq, break the chain, print a wrong amount, tamper with the QR).
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from sync import protocol
+import protocol
 
 KST = timezone(timedelta(hours=9))
 DEMO_PASSWORD = "jingsu-demo"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from models.crypto import PiiCipher, mask_name, mask_plate, mask_rrn
+from models.crypto import PiiCipher
+from protocol.masking import mask_name, mask_plate, mask_rrn
 
 PII_KEY = "11" * 32
 LOOKUP_KEY = "22" * 32

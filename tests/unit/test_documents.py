@@ -40,7 +40,6 @@ from printing.documents import (
     PersonNotice,
     Receipt,
     a4_content,
-    mask_name,
     mask_rrn,
     slip_content_of,
 )
@@ -48,7 +47,8 @@ from printing.errors import InvalidSlipError
 from printing.escpos import PAPER
 from printing.escpos_reader import read_escpos
 from printing.field import render_document_escpos, render_document_slip_pdf, render_document_slip_png
-from sync import payment_number
+from protocol import payment_number
+from protocol.masking import mask_name
 from tests.unit.test_printing import assert_shows, normalised
 
 QR_TEXT = "http://127.0.0.1:5000/p/111102600000012?a=40000&r=32000&d=20261209&s=ARSEEJOQ3QFKWGCT"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync import payment_number
-from sync.payment_number import LAYOUT, LENGTH, InvalidPaymentNumberError, PaymentNumber
+from protocol import payment_number
+from protocol.payment_number import LAYOUT, LENGTH, InvalidPaymentNumberError, PaymentNumber
 
 NUMBER = payment_number.build(agency="11110", kind=2, year=2026, item=41, serial=12)
 

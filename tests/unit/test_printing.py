@@ -58,7 +58,7 @@ PARKING = Slip(
     office_phone="02-2148-1114",
     officer_name="김단속",
     legal_basis="도로교통법 제32조",
-    payment_no="1111022641000000017",  # sync.payment_number.for_notice("111102600000012", "41")
+    payment_no="1111022641000000017",  # protocol.payment_number.for_notice("111102600000012", "41")
     qr_text=QR_TEXT,
 )
 PERSON = replace(

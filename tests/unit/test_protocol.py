@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from sync import protocol
-from sync.protocol import (
+import protocol
+from protocol import (
     GENESIS_HASH,
     NoticeNo,
     QrPayload,

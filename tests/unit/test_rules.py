@@ -49,7 +49,7 @@ from models.rules.rows import (
     SEVERE_DISABILITY,
     SINGLE_PARENT,
 )
-from sync.protocol import ScheduleRow, compute_amounts
+from protocol import ScheduleRow, compute_amounts
 
 BOOK = RuleBook(STATUTORY_RULES)
 KST = timezone(timedelta(hours=9))

@@ -10,7 +10,7 @@ import pytest
 
 from models.treasury import daily_file, sen
 from models.treasury.message import BankReport
-from sync.protocol import SEOUL
+from protocol import SEOUL
 
 DAY = date(2026, 11, 25)
 AT = datetime(2026, 11, 25, 14, 5, 9, tzinfo=SEOUL)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.numbers import format_notice_no, luhn_check_digit, parse_notice_no
+
 LENGTH = 19
 CHECK_ALGORITHM = "luhn-mod10 (provisional, ours)"
 
@@ -86,16 +88,7 @@ def check_digit(payload: str) -> str:
     """
     if not (len(payload) == LENGTH - 1 and payload.isascii() and payload.isdigit()):
         raise InvalidPaymentNumberError("payment_no", f"the check digit needs {LENGTH - 1} digits, got {payload!r}")
-    total = 0
-    # from the rightmost payload digit leftwards, every other digit (starting with the rightmost) is doubled
-    for position, char in enumerate(reversed(payload)):
-        digit = ord(char) - 48
-        if position % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return str((10 - total % 10) % 10)
+    return luhn_check_digit(payload)
 
 
 def build(*, agency: str | int, kind: str | int, year: str | int, item: str | int, serial: str | int) -> str:
@@ -194,8 +187,6 @@ def for_notice(notice_no: str, revenue_item: str) -> str:
     """The payment number of a notice, derived from it alone (so a device offline prints the same number the
     server expects): the notice number's jurisdiction, year and serial, 세외수입, and the revenue item (two digits;
     ``00`` for an item code that is not). Raises ``ValueError`` for a malformed notice number."""
-    from sync.protocol import parse_notice_no
-
     parsed = parse_notice_no(notice_no)
     if parsed is None:
         raise ValueError(f"not a notice number: {notice_no!r}")
@@ -206,8 +197,6 @@ def for_notice(notice_no: str, revenue_item: str) -> str:
 def notice_no_of(text: str) -> str | None:
     """The notice number a payment number was built from (``for_notice``); ``None`` when the text is no valid
     payment number (length, non-digit, check digit) or not a notice's (another 구분, a serial beyond 7 digits)."""
-    from sync.protocol import format_notice_no
-
     try:
         number = parse(text)
     except InvalidPaymentNumberError:
