@@ -17,8 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import arrears, fines, ledger, notices
-from models.arrears.engine import REVERSAL_OF
+from models.arrears.clock import REVERSAL_OF
 from models.base import Actor, Base
+from models.treasury.exceptions import settle_unmatched
 from protocol import parse_notice_no, seoul_date
 
 
@@ -319,8 +320,6 @@ def match_suspense(session: Session, notice: notices.Notice, actor: Actor, now: 
         row.matched_receivable_id = payment.receivable_id
         row.matched_at = now
         if payment.gateway == TREASURY:  # a bank receipt's 'unmatched' exception is settled with it
-            from models.treasury.matching import settle_unmatched  # (the treasury builds on this module)
-
             settle_unmatched(session, payment.id, f"고지 {notice.notice_no} 전송으로 자동 충당", actor, now)
     session.flush()
     return len(rows)

@@ -3,7 +3,7 @@
 The common case — an overdue fine whose 가산금 is decided and that never had a hold — is decided here for a chunk of
 receivables at once: one query for their clocks, one for their principal entries, one for their 중가산금 heads, the
 new entries and postings copied in, the clocks updated in one statement. It decides exactly what
-``engine.catch_up`` would (same functions of the rules, same dates, same rows); every other receivable goes through
+``clock.catch_up`` would (same functions of the rules, same dates, same rows); every other receivable goes through
 ``catch_up`` one by one. The property tests compare the two paths.
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import bulk, ledger
-from models.arrears.engine import FINE_ACT
 from models.arrears.tables import (
+    FINE_ACT,
     OVERDUE,
     SKIPPED_NOTHING_UNPAID,
     ArrearsPosting,

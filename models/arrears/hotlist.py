@@ -22,11 +22,11 @@ from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from models import ledger
-from models.arrears.engine import _holds, catch_up, heads_of
+from models.arrears.clock import catch_up, holds_for
+from models.arrears.queries import heads_of
 from models.arrears.tables import OVERDUE, HotlistEntry, ReceivableTerms
 from models.base import Actor
 from models.feed import jurisdiction_scope, record_change
-from models.jurisdictions import Jurisdiction
 from models.notices import Notice
 from models.rules import RuleBook, load_rulebook, plate_seizure_eligible
 
@@ -98,7 +98,7 @@ def refresh_hotlist(
     for terms, plate in session.execute(stmt).all():
         if terms.caught_up_to is None or terms.caught_up_to < business_date:
             catch_up(session, terms, business_date, actor, rules=rulebook())
-        if terms.state != OVERDUE or any(h.in_force_on(business_date) for h in _holds(session, terms.receivable_id)):
+        if terms.state != OVERDUE or any(h.in_force_on(business_date) for h in holds_for(session, terms.receivable_id)):
             continue
         balance = sum(heads_of(session, terms.receivable_id).values())
         if balance > 0 and plate is not None:
@@ -146,18 +146,6 @@ def refresh_hotlist(
             report.updated.append(plate)
     session.flush()
     return report
-
-
-def jurisdiction_exists(session: Session, code: str) -> bool:
-    return session.get(Jurisdiction, code) is not None
-
-
-def listed(session: Session, jurisdiction: str) -> list[HotlistEntry]:
-    return list(
-        session.scalars(
-            select(HotlistEntry).where(HotlistEntry.jurisdiction == jurisdiction).order_by(HotlistEntry.plate)
-        )
-    )
 
 
 def plate_of(session: Session, receivable: ledger.Receivable) -> str | None:

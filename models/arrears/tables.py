@@ -31,6 +31,9 @@ RELIEF_KINDS = (INSTALLMENT, DEFERRAL)
 DEFAULTED, CANCELLED, RESUMED, STOPPED_HOLD, PAID = "default", "cancelled", "resumed", "stopped", "paid"
 # arrears_postings.skipped
 SKIPPED_HOLD, SKIPPED_NOTHING_UNPAID = "hold", "nothing_unpaid"
+# receivable_terms.surcharge_rule that posts surcharges (one of catalog.SURCHARGE_RULES): 질서위반행위규제법 §24
+# (3% + 1.2%/month)
+FINE_ACT = "fine_act"
 
 
 class BusinessCalendar(Base):
