@@ -30,7 +30,7 @@ from models.payments import (
     SuspensePayment,
     apply_to_notice,
 )
-from models.treasury.matching import settle_unmatched
+from models.treasury.exceptions import settle_unmatched
 
 
 @dataclass(frozen=True)

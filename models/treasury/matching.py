@@ -1,4 +1,4 @@
-"""What a bank receipt does, reported by SEN or by the daily file, and the exception queue (DESIGN.md §4).
+"""What a bank receipt does, reported by SEN or by the daily file (DESIGN.md §4).
 
 One row per (bank, receipt id): the first report acts, a later one (the other source, or the same again) only
 confirms it; an amount the two disagree on is an ``amount_mismatch`` exception holding the difference. By kind:
@@ -13,7 +13,7 @@ confirms it; an amount the two disagree on is an ``amount_mismatch`` exception h
 
 Every exception records its reason, the amount in question, ``held`` (bank money that only the exception accounts
 for: neither in the ledger, in suspense nor split; negative when the bank credited less) and the jurisdiction if
-known; a clerk resolves it with a note. Nothing is dropped.
+known (``exceptions``); a clerk resolves it with a note. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -29,17 +29,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from models import ledger, notices, payment_refs, payments
-from models.base import Actor, Scope
-from models.errors import InvalidInput, InvalidTransition, NotFound
+from models.base import Actor
+from models.errors import InvalidInput
 from models.treasury import daily_file
+from models.treasury.exceptions import open_exception
 from models.treasury.message import BankReport
 from models.treasury.tables import (
     BANK,
     CANCEL,
     HELD,
-    OPEN,
     POSTED,
-    RESOLVED,
     REVERSED,
     SETTLEMENT,
     SPLIT,
@@ -54,17 +53,6 @@ from protocol import SEOUL, parse_notice_no, seoul_date
 
 GATEWAY = payments.TREASURY
 SEN, FILE = "sen", "file"
-REASONS = (
-    "unmatched",
-    "short",
-    "over",
-    "duplicate",
-    "not_owed",
-    "amount_mismatch",
-    "conflicting_report",
-    "cancel_unknown",
-    "cancel_failed",
-)
 
 
 def txn_of(bank_code: str, receipt_id: str) -> str:
@@ -74,22 +62,6 @@ def txn_of(bank_code: str, receipt_id: str) -> str:
 
 def signed(report: BankReport) -> int:
     return -report.amount if report.kind == CANCEL else report.amount
-
-
-def _raise(
-    session: Session, row: BankReceipt, reason: str, amount: int, detail: str, *, held: int = 0
-) -> TreasuryException:
-    exc = TreasuryException(
-        receipt_id=row.id,
-        reason=reason,
-        amount=amount,
-        held=held,
-        jurisdiction=row.jurisdiction,
-        detail=detail[:300],
-        status=OPEN,
-    )
-    session.add(exc)
-    return exc
 
 
 # --- one receipt ----------------------------------------------------------------------------------------------------
@@ -155,7 +127,7 @@ def _confirm(
 ) -> str:
     amount = signed(report)
     if (report.kind, report.channel, report.reference) != (row.kind, row.channel, row.reference):
-        _raise(
+        open_exception(
             session,
             row,
             "conflicting_report",
@@ -166,7 +138,7 @@ def _confirm(
     earlier = row.sen_amount if source == SEN else row.file_amount
     if earlier is not None:
         if earlier != amount:
-            _raise(
+            open_exception(
                 session,
                 row,
                 "conflicting_report",
@@ -190,7 +162,7 @@ def _confirm(
     session.flush()
     if delta == 0:
         return "confirmed"
-    _raise(
+    open_exception(
         session,
         row,
         "amount_mismatch",
@@ -237,13 +209,15 @@ def _deposit(session: Session, row: BankReceipt, report: BankReport, actor: Acto
     row.payment_id = result.payment.id
     if result.notice is None:
         what = f"notice {notice_no} is not in the ledger (yet)" if notice_no else "names no virtual account or notice"
-        _raise(session, row, "unmatched", report.amount, f"{report.channel} {report.reference}: {what}; in suspense")
+        open_exception(
+            session, row, "unmatched", report.amount, f"{report.channel} {report.reference}: {what}; in suspense"
+        )
         return SUSPENSE
     assert notice is not None and receivable is not None and before is not None
     after = ledger.balance(session, receivable.id)
     if before <= 0:
         reason = "duplicate" if was_paid else "not_owed"
-        _raise(
+        open_exception(
             session,
             row,
             reason,
@@ -252,9 +226,13 @@ def _deposit(session: Session, row: BankReceipt, report: BankReport, actor: Acto
             "kept on the receivable as 과오납, to refund",
         )
     elif after > 0:
-        _raise(session, row, "short", after, f"notice {notice_no}: {after} won still owed after {report.amount}")
+        open_exception(
+            session, row, "short", after, f"notice {notice_no}: {after} won still owed after {report.amount}"
+        )
     elif after < 0:
-        _raise(session, row, "over", -after, f"notice {notice_no}: {-after} won paid beyond what was owed (과오납)")
+        open_exception(
+            session, row, "over", -after, f"notice {notice_no}: {-after} won paid beyond what was owed (과오납)"
+        )
     return POSTED
 
 
@@ -272,7 +250,7 @@ def settlement_day(reference: str) -> tuple[str, date] | None:
 def _settlement(session: Session, row: BankReceipt, report: BankReport) -> str:
     parsed = settlement_day(report.reference)
     if parsed is None:
-        _raise(
+        open_exception(
             session,
             row,
             "unmatched",
@@ -309,7 +287,7 @@ def _settlement(session: Session, row: BankReceipt, report: BankReport) -> str:
             )
         )
         reason = "duplicate" if before else "unmatched"
-        _raise(
+        open_exception(
             session,
             row,
             reason,
@@ -319,7 +297,7 @@ def _settlement(session: Session, row: BankReceipt, report: BankReport) -> str:
         )
         return HELD
     if diff:
-        _raise(
+        open_exception(
             session,
             row,
             "over" if diff > 0 else "short",
@@ -343,7 +321,7 @@ def _cancel(session: Session, row: BankReceipt, report: BankReport, actor: Actor
             original.notice_no,
         )
     if original is None or original.kind != "deposit":
-        _raise(
+        open_exception(
             session,
             row,
             "cancel_unknown",
@@ -353,7 +331,7 @@ def _cancel(session: Session, row: BankReceipt, report: BankReport, actor: Actor
         )
         return HELD
     if original.payment_id is None or original.amount != report.amount:
-        _raise(
+        open_exception(
             session,
             row,
             "cancel_failed",
@@ -366,7 +344,7 @@ def _cancel(session: Session, row: BankReceipt, report: BankReport, actor: Actor
         session, GATEWAY, txn_of(original.bank_code, original.receipt_id), report.received_at, actor, now
     )
     if not done:
-        _raise(
+        open_exception(
             session,
             row,
             "cancel_failed" if not _reversed_before(session, original) else "duplicate",
@@ -450,89 +428,3 @@ def import_file(
     tfile.summary = result.as_dict()
     session.flush()
     return result
-
-
-# --- the exception queue --------------------------------------------------------------------------------------------
-
-
-def list_exceptions(
-    session: Session,
-    scope: Scope,
-    *,
-    status: str | None = OPEN,
-    on: date | None = None,
-    reason: str | None = None,
-    after: int | None = None,
-    limit: int = 200,
-) -> list[tuple[TreasuryException, BankReceipt]]:
-    """Exceptions the caller may see (rows with no jurisdiction: city roles only), by id, keyset-paginated."""
-    stmt = select(TreasuryException, BankReceipt).join(BankReceipt, BankReceipt.id == TreasuryException.receipt_id)
-    if status is not None:
-        stmt = stmt.where(TreasuryException.status == status)
-    if on is not None:
-        stmt = stmt.where(BankReceipt.business_date == on)
-    if reason is not None:
-        stmt = stmt.where(TreasuryException.reason == reason)
-    if after is not None:
-        stmt = stmt.where(TreasuryException.id > after)
-    stmt = scope.apply(stmt.order_by(TreasuryException.id).limit(limit), TreasuryException.jurisdiction)
-    return [(exc, receipt) for exc, receipt in session.execute(stmt).all()]
-
-
-def get_exception(session: Session, exception_id: int, scope: Scope) -> tuple[TreasuryException, BankReceipt]:
-    row = session.execute(
-        scope.apply(
-            select(TreasuryException, BankReceipt)
-            .join(BankReceipt, BankReceipt.id == TreasuryException.receipt_id)
-            .where(TreasuryException.id == exception_id),
-            TreasuryException.jurisdiction,
-        )
-    ).first()
-    if row is None:
-        raise NotFound("no such treasury exception", field="exception_id")
-    return row[0], row[1]
-
-
-def resolve_exception(
-    session: Session, exception_id: int, note: str, scope: Scope, actor: Actor, now: datetime
-) -> TreasuryException:
-    """A clerk records how the exception was settled (a refund made, the bank asked, the suspense matched …)."""
-    exc = session.scalar(
-        scope.apply(
-            select(TreasuryException).where(TreasuryException.id == exception_id), TreasuryException.jurisdiction
-        ).with_for_update()
-    )
-    if exc is None:
-        raise NotFound("no such treasury exception", field="exception_id")
-    if exc.status != OPEN:
-        raise InvalidTransition(f"the exception is already {exc.status}", field="status")
-    _resolve(exc, note, actor, now)
-    session.flush()
-    return exc
-
-
-def _resolve(exc: TreasuryException, resolution: str, actor: Actor, now: datetime) -> None:
-    exc.status = RESOLVED
-    exc.resolution = resolution[:300]
-    exc.resolved_by = actor.user_id
-    exc.resolved_label = actor.label[:80]
-    exc.resolved_at = now
-
-
-def settle_unmatched(session: Session, payment_id: int, resolution: str, actor: Actor, now: datetime) -> int:
-    """The money of a bank receipt that waited in suspense found its way (matched to a notice when it arrived or by
-    a clerk, or refunded): its open ``unmatched`` exception is resolved with ``resolution``. Returns how many."""
-    rows = session.scalars(
-        select(TreasuryException)
-        .join(BankReceipt, BankReceipt.id == TreasuryException.receipt_id)
-        .where(
-            BankReceipt.payment_id == payment_id,
-            TreasuryException.reason == "unmatched",
-            TreasuryException.status == OPEN,
-        )
-        .with_for_update(of=TreasuryException)
-    ).all()
-    for exc in rows:
-        _resolve(exc, resolution, actor, now)
-    session.flush()
-    return len(rows)

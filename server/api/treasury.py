@@ -33,7 +33,7 @@ from marshmallow import Schema, fields, validate
 
 from models.base import Actor
 from models.errors import DomainError, NotFound
-from models.treasury import daily_file, matching, report, sen
+from models.treasury import daily_file, exceptions, matching, queries, report, sen
 from models.treasury.tables import OPEN, RESOLVED, BankReceipt, TreasuryException
 from server import auth
 from server.errors import ApiError
@@ -85,7 +85,7 @@ class TreasuryFileOut(Schema):
 class TreasuryExceptionQuery(Schema):
     status = fields.String(load_default=OPEN, validate=validate.OneOf([OPEN, RESOLVED, "all"]))
     date = fields.Date()
-    reason = fields.String(validate=validate.OneOf(matching.REASONS))
+    reason = fields.String(validate=validate.OneOf(exceptions.REASONS))
     after = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$", error="must be a cursor from `next`"))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
@@ -259,7 +259,7 @@ class Exceptions(MethodView):
         limit = args["limit"]
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            found = matching.list_exceptions(
+            found = queries.list_exceptions(
                 session,
                 scope,
                 status=None if args["status"] == "all" else args["status"],
@@ -286,10 +286,10 @@ class ResolveException(MethodView):
         with unit_of_work() as session:
             principal = auth.current_principal()
             scope = auth.scope_of(session, principal)
-            matching.resolve_exception(
+            exceptions.resolve_exception(
                 session, int(exception_id), body["note"], scope, principal.actor(), runtime().clock()
             )
-            return _exception_out(*matching.get_exception(session, int(exception_id), scope))
+            return _exception_out(*queries.get_exception(session, int(exception_id), scope))
 
 
 @blp.route("/reconciliation")

@@ -16,7 +16,7 @@ from models.base import Actor, Scope
 from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, InvalidTransition, NotFound
-from models.treasury import daily_file, matching, report
+from models.treasury import daily_file, exceptions, matching, queries, report
 from models.treasury.message import BankReport
 from models.treasury.tables import AggregateSplit, BankReceipt, TreasuryException
 from models.users import User
@@ -270,13 +270,13 @@ def test_a_clerk_resolves_an_exception_once_within_scope(db_session, make_notice
     clerk = db_session.scalar(select(User).where(User.login == "clerk.11110"))
     actor = Actor(user_id=clerk.id, label="clerk.11110")
     with pytest.raises(NotFound):
-        matching.resolve_exception(db_session, exc.id, "x", Scope.only("11140"), actor, NOW)
-    done = matching.resolve_exception(db_session, exc.id, "납부자에게 잔액 안내", Scope.only("11110"), actor, NOW)
+        exceptions.resolve_exception(db_session, exc.id, "x", Scope.only("11140"), actor, NOW)
+    done = exceptions.resolve_exception(db_session, exc.id, "납부자에게 잔액 안내", Scope.only("11110"), actor, NOW)
     assert (done.status, done.resolved_by, done.resolution) == ("resolved", clerk.id, "납부자에게 잔액 안내")
     with pytest.raises(InvalidTransition):
-        matching.resolve_exception(db_session, exc.id, "again", Scope.only("11110"), actor, NOW)
-    assert matching.list_exceptions(db_session, Scope.only("11110")) == []
-    assert len(matching.list_exceptions(db_session, Scope.only("11110"), status="resolved")) == 1
+        exceptions.resolve_exception(db_session, exc.id, "again", Scope.only("11110"), actor, NOW)
+    assert queries.list_exceptions(db_session, Scope.only("11110")) == []
+    assert len(queries.list_exceptions(db_session, Scope.only("11110"), status="resolved")) == 1
 
 
 def test_a_file_with_a_bad_line_imports_nothing(db_session, make_notices) -> None:
