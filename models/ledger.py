@@ -1,12 +1,16 @@
 """The ledger (DESIGN.md §4): receivables split into charge heads, with a balance that is the sum of immutable
 ledger entries. Nothing here is updated or deleted (the database refuses it); a mistake is reversed.
 
+This module is the one writer of ``ledger_entries``: one entry at a time through ``post`` (and ``allocate_payment``,
+``cancel_receivable``), many at once through ``post_many`` (a sync batch's principals, the month step's 중가산금).
+
 Money is integer won. Entry amounts are signed: charges and surcharges positive; reductions, payments,
 write-offs and reversals of charges negative.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -141,11 +145,10 @@ def open_receivables(session: Session, items: list[NewReceivable]) -> list[int]:
     round trip per table. Returns the new receivable ids in the order of ``items``."""
     if not items:
         return []
+    for item in items:
+        _known_kind(item.principal.kind)
     receivable_ids = bulk.next_ids(session, "receivables", len(items))
     head_ids = bulk.next_ids(session, "charge_heads", len(items))
-    for item in items:
-        if item.principal.kind not in ENTRY_KINDS:
-            raise ValueError(f"unknown entry kind {item.principal.kind}")
     bulk.copy_rows(
         session,
         "receivables",
@@ -159,43 +162,85 @@ def open_receivables(session: Session, items: list[NewReceivable]) -> list[int]:
         ("id", "receivable_id", "kind", "allocation_order"),
         ((hid, rid, PRINCIPAL, order) for hid, rid in zip(head_ids, receivable_ids)),
     )
-    bulk.copy_rows(
+    post_many(
         session,
-        "ledger_entries",
-        (
-            "receivable_id",
-            "charge_head_id",
-            "kind",
-            "amount",
-            "business_date",
-            "actor_user_id",
-            "actor_device_id",
-            "actor_address",
-            "source",
-            "memo",
-        ),
-        (
+        [
             (
                 rid,
                 hid,
                 i.principal.kind,
                 i.principal.amount,
                 i.principal.business_date,
-                i.actor.user_id,
-                i.actor.device_id,
-                i.actor.address,
+                i.actor,
                 i.principal.source,
                 i.principal.memo,
             )
             for rid, hid, i in zip(receivable_ids, head_ids, items)
-        ),
+        ],
+        draw_ids=False,
     )
     return receivable_ids
 
 
+# One entry to post in bulk (``post_many``) on a charge head whose id the caller knows: (receivable id, charge head
+# id, kind, amount, business date, actor, source, memo). A plain tuple, not a class: the month step builds a million.
+NewEntry = tuple[int, int, str, int, date, Actor, str | None, str | None]
+
+
+# ledger_entries columns as post_many copies them (posted_at: the database's now(); id: drawn or the default)
+_ENTRY_COLUMNS = (
+    "id",
+    "receivable_id",
+    "charge_head_id",
+    "kind",
+    "amount",
+    "business_date",
+    "actor_user_id",
+    "actor_device_id",
+    "actor_address",
+    "source",
+    "memo",
+)
+
+
+def post_many(session: Session, entries: Sequence[NewEntry], *, draw_ids: bool = True) -> list[int]:
+    """Append many entries at once on existing charge heads, the rows copied in (one round trip). With ``draw_ids``
+    their ids are drawn from the sequence first and returned in the order of ``entries`` (for rows that refer to
+    them); without, the table's default numbers them and nothing is returned (one round trip fewer). Raises
+    ``ValueError`` for an unknown entry kind, before anything is written."""
+    for kind in {entry[2] for entry in entries}:
+        _known_kind(kind)
+    if not draw_ids:
+        bulk.copy_rows(
+            session,
+            "ledger_entries",
+            _ENTRY_COLUMNS[1:],
+            (
+                (rid, hid, kind, amount, on, actor.user_id, actor.device_id, actor.address, source, memo)
+                for rid, hid, kind, amount, on, actor, source, memo in entries
+            ),
+        )
+        return []
+    ids = bulk.next_ids(session, "ledger_entries", len(entries))
+    bulk.copy_rows(
+        session,
+        "ledger_entries",
+        _ENTRY_COLUMNS,
+        (
+            (eid, rid, hid, kind, amount, on, actor.user_id, actor.device_id, actor.address, source, memo)
+            for eid, (rid, hid, kind, amount, on, actor, source, memo) in zip(ids, entries)
+        ),
+    )
+    return ids
+
+
+def _known_kind(kind: str) -> None:
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown entry kind {kind}")
+
+
 def _entry(receivable: Receivable, head: ChargeHead, entry: Post, actor: Actor) -> LedgerEntry:
-    if entry.kind not in ENTRY_KINDS:
-        raise ValueError(f"unknown entry kind {entry.kind}")
+    _known_kind(entry.kind)
     return LedgerEntry(
         receivable_id=receivable.id,
         charge_head_id=head.id,

@@ -32,19 +32,6 @@ from models.rules.rows import MONTHLY_SURCHARGE
 
 CHUNK = 5_000
 
-_ENTRY_COLUMNS = (
-    "id",
-    "receivable_id",
-    "charge_head_id",
-    "kind",
-    "amount",
-    "business_date",
-    "actor_user_id",
-    "actor_device_id",
-    "actor_address",
-    "source",
-    "memo",
-)
 _POSTING_COLUMNS = (
     "receivable_id",
     "head",
@@ -160,15 +147,9 @@ def months_in_bulk(
         )
         heads.update(zip(missing, new_ids))
 
-    entry_ids = bulk.next_ids(session, "ledger_entries", len(entries))
-    bulk.copy_rows(
+    entry_ids = ledger.post_many(
         session,
-        "ledger_entries",
-        _ENTRY_COLUMNS,
-        (
-            (eid, rid, heads[rid], "surcharge", amount, on, actor.user_id, actor.device_id, actor.address, key, memo)
-            for eid, (rid, amount, on, key, memo) in zip(entry_ids, entries)
-        ),
+        [(rid, heads[rid], "surcharge", amount, on, actor, key, memo) for rid, amount, on, key, memo in entries],
     )
     bulk.copy_rows(
         session,
