@@ -4,7 +4,12 @@
     periods   기간 계산: how days, months and years are counted (민법 §157, §160, §161)
     compute   가산금, 중가산금, 이의제기, 법원 통보, 제척기간, 소멸시효, 감경, 번호판 영치, 납부기한
     statute   the statutory rows (LAW.md §1), inserted by migration 0005
-    store     the ``statutory_rules`` table, loaders, ``enact`` for a change of law
+    tables    the ``statutory_rules`` table (``StatutoryRule``)
+    queries   the stored rows as a ``RuleBook``: ``load_rulebook`` (every date), ``rules_in_force`` (one date)
+    store     changing the stored rows: seed the statute, ``add_rule``, ``enact`` a change of law
+
+Each module imports only those above it in this list (``compute`` and ``statute`` build on ``rows`` and
+``periods``).
 
 The computations need no database once the rows are in a ``RuleBook``; every result names the rule row it used.
 Importing this package registers the table; it does no other work.
@@ -34,6 +39,7 @@ from models.rules.compute import (
     surcharge,
 )
 from models.rules.periods import days_end, full_month_elapses_on, full_months_between, law_date, period_end
+from models.rules.queries import load_rulebook, rules_in_force
 from models.rules.rows import (
     DEFAULT_SCOPE,
     HARDSHIP_GROUNDS,
@@ -48,14 +54,8 @@ from models.rules.rows import (
     rule_key,
 )
 from models.rules.statute import STATUTORY_RULES
-from models.rules.store import (
-    StatutoryRule,
-    add_rule,
-    enact,
-    ensure_statutory_rules,
-    load_rulebook,
-    rules_in_force,
-)
+from models.rules.store import add_rule, enact, ensure_statutory_rules
+from models.rules.tables import StatutoryRule
 
 __all__ = [
     "DEFAULT_SCOPE",

@@ -1,65 +1,15 @@
-"""The ``statutory_rules`` table and its operations: load the rows as a ``RuleBook``, seed the statute, enact a change.
-
-The database guarantees what the computations rely on (migration 0005): no two rows of the same rule and scope are in
-force on the same day (EXCLUDE USING gist over the date range), every row carries the parameters its rule needs, and
-rates are fractions within 0..1.
-"""
+"""Changing the stored rules: seed the statute's rows, add one, enact a change of law (the ``statutory_rules`` table
+is in ``tables``, its loaders in ``queries``)."""
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from sqlalchemy import BigInteger, Boolean, Date, Integer, Numeric, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
-
-from models.base import Base
 from models.errors import Conflict, InvalidInput
-from models.rules.rows import DEFAULT_SCOPE, RULES, RuleBook, RuleRow, rule_key
+from models.rules.rows import RULES, RuleRow
 from models.rules.statute import STATUTORY_RULES
-
-PARAMETERS = ("rate", "days", "months", "amount", "unit", "mode")
-
-
-class StatutoryRule(Base):
-    """법정 규칙: one effective-dated rule row; applies on ``valid_from`` ≤ d < ``valid_to``."""
-
-    __tablename__ = "statutory_rules"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    rule: Mapped[str] = mapped_column(String(40))
-    scope: Mapped[str] = mapped_column(String(20), default=DEFAULT_SCOPE)
-    valid_from: Mapped[date] = mapped_column(Date)
-    valid_to: Mapped[date | None] = mapped_column(Date)
-    rate: Mapped[Decimal | None] = mapped_column(Numeric(7, 6))
-    days: Mapped[int | None] = mapped_column(Integer)
-    months: Mapped[int | None] = mapped_column(Integer)
-    amount: Mapped[int | None] = mapped_column(BigInteger)
-    unit: Mapped[int | None] = mapped_column(Integer)
-    mode: Mapped[str | None] = mapped_column(String(40))
-    source: Mapped[str] = mapped_column(String(200))
-    confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
-
-    @property
-    def key(self) -> str:
-        return rule_key(self.rule, self.scope, self.valid_from)
-
-    def to_rule(self) -> RuleRow:
-        return RuleRow(
-            rule=self.rule,
-            scope=self.scope,
-            valid_from=self.valid_from,
-            valid_to=self.valid_to,
-            rate=None if self.rate is None else Decimal(self.rate),
-            days=self.days,
-            months=self.months,
-            amount=self.amount,
-            unit=self.unit,
-            mode=self.mode,
-            source=self.source,
-            confirmed=self.confirmed,
-            id=self.id,
-        )
+from models.rules.tables import PARAMETERS, StatutoryRule
 
 
 def _values(row: RuleRow) -> dict[str, object]:
@@ -72,22 +22,6 @@ def _values(row: RuleRow) -> dict[str, object]:
         "source": row.source,
         "confirmed": row.confirmed,
     }
-
-
-# --- loading ---------------------------------------------------------------------------------------------------------
-
-
-def load_rulebook(session: Session) -> RuleBook:
-    """Every rule row of every date: what arrears need, since a fine's surcharge follows the law of its own dates."""
-    return RuleBook(row.to_rule() for row in session.scalars(select(StatutoryRule).order_by(StatutoryRule.id)))
-
-
-def rules_in_force(session: Session, on: date) -> RuleBook:
-    """The rule rows in force on ``on`` (Asia/Seoul date); a lookup for any other date raises ``RuleMissing``."""
-    stmt = select(StatutoryRule).where(
-        StatutoryRule.valid_from <= on, (StatutoryRule.valid_to.is_(None)) | (StatutoryRule.valid_to > on)
-    )
-    return RuleBook(row.to_rule() for row in session.scalars(stmt.order_by(StatutoryRule.id)))
 
 
 # --- changing the rules ---------------------------------------------------------------------------------------------
