@@ -1,4 +1,9 @@
-"""The ledger: tables and the domain operations on them, one module per workflow.
+"""The domain: tables and the operations on them, one module per small workflow, one package per large one.
+
+Each workflow package (``arrears``, ``fines``, ``rules``, ``treasury``) has the same inner shape, described in its
+docstring: ``tables`` (the mapped tables and their values), operation modules, and ``queries`` (the reads other
+layers use); its modules import one another in one direction only (no cycle, not even inside a function). The one
+writer of ``ledger_entries`` is ``models.ledger`` (``post``, ``post_many``). Imports nothing of ours but ``protocol``.
 
 Knows nothing of Flask or HTTP. Operations take a Session plus a typed command and the services they need
 (clock, cipher), and raise ``models.errors`` exceptions. Importing this package registers every table on

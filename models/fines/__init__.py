@@ -34,7 +34,10 @@ status and changes only through ``models.notices`` operations (``cancel_notice``
     reductions  opinions, hardship reductions, 직권취소
     imposition  일괄 결정결의: propose, apply an approval; the hooks into ``models.arrears``
     court       imposition receipt, 이의제기 and its withdrawal, court referral, the court's decision
-    timeline    a notice's merged timeline
+    queries     reads other layers use: documents, batches and their items, overdue referrals, a notice's timeline
+
+``tables`` and ``ports`` import no other module here; ``queries`` only ``tables``; ``cases`` builds on them, the
+other operation modules on ``cases`` (``imposition`` on ``advance``, ``court`` on ``imposition``).
 
 Importing this package registers the tables; it does no other work.
 """
@@ -42,7 +45,6 @@ Importing this package registers the tables; it does no other work.
 from models.fines.advance import (  # noqa: F401
     LookupReport,
     advance_notice_data,
-    documents,
     lookup_owners,
     party_identifier_masked,
     party_of,
@@ -67,7 +69,6 @@ from models.fines.court import (  # noqa: F401
     CourtDecision,
     file_objection,
     objection_deadline,
-    overdue_referrals,
     record_court_decision,
     record_imposition_receipt,
     refer_to_court,
@@ -77,9 +78,7 @@ from models.fines.imposition import (  # noqa: F401
     BatchDocument,
     apply_decision,
     batch_document,
-    batch_items,
     eligible_cases,
-    get_batch,
     ineligibility,
     mark_submitted,
     propose_imposition,
@@ -89,6 +88,14 @@ from models.fines.ports import (  # noqa: F401
     OwnerRegistry,
     RegistryAddress,
     RegistryOwner,
+)
+from models.fines.queries import (  # noqa: F401
+    TimelineEntry,
+    batch_items,
+    documents,
+    get_batch,
+    overdue_referrals,
+    timeline,
 )
 from models.fines.reductions import (  # noqa: F401
     ClaimHardship,
@@ -148,8 +155,4 @@ from models.fines.tables import (  # noqa: F401
     ImpositionItem,
     NothingToImpose,
     ObjectionLate,
-)
-from models.fines.timeline import (  # noqa: F401
-    TimelineEntry,
-    timeline,
 )

@@ -19,6 +19,7 @@ from models.crypto import PiiCipher
 from models.errors import InvalidInput, InvalidTransition
 from models.fines.cases import act, ensure_cases, fine_amount, payer_ref, rrn_checksum_ok, schedule_of, transition
 from models.fines.ports import OwnerRegistry, RegistryOwner
+from models.fines.queries import documents
 from models.fines.tables import ADVANCE_NOTICE, CHANNELS, MAIL, ON_SITE, SYNCED, FineCase, FineDocument
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
@@ -260,12 +261,6 @@ def send_advance_notice(
         {"channel": channel, "deadline": deadline.isoformat(), "reduced_until": reduced_until.isoformat()},
     )
     return document
-
-
-def documents(session: Session, notice_id: int) -> list[FineDocument]:
-    return list(
-        session.scalars(select(FineDocument).where(FineDocument.notice_id == notice_id).order_by(FineDocument.id))
-    )
 
 
 def advance_notice_data(session: Session, case: FineCase, notice: Notice) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from models import ledger, rules
 from models import notices as notice_ops
-from models.base import Actor, Scope
+from models.base import Actor
 from models.errors import InvalidInput, InvalidTransition
 from models.fines.cases import act, principal_amount, transition
 from models.fines.imposition import resume_arrears, stop_arrears, suspend_arrears
@@ -104,22 +104,6 @@ def refer_to_court(session: Session, case: FineCase, court: str, reason: str, ac
     transition(session, case, "refer", now, actor, reason, detail)
     case.referred_on, case.court = today, court
     return case
-
-
-def overdue_referrals(
-    session: Session, scope: Scope, today: date, limit: int, after: int | None
-) -> list[tuple[FineCase, str]]:
-    """Objected cases past their 14-day referral deadline and not yet referred, oldest deadline first."""
-    stmt = (
-        select(FineCase, Notice.notice_no)
-        .join(Notice, Notice.id == FineCase.notice_id)
-        .where(FineCase.stage == OBJECTED, FineCase.referral_deadline < today)
-    )
-    stmt = scope.apply(stmt, FineCase.jurisdiction)
-    if after is not None:
-        stmt = stmt.where(FineCase.notice_id > after)
-    rows = session.execute(stmt.order_by(FineCase.notice_id).limit(limit))
-    return [(case, notice_no) for case, notice_no in rows]
 
 
 @dataclass(frozen=True)

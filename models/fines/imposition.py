@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from models import arrears, ledger, rules
 from models import notices as notice_ops
-from models.base import Actor, Scope
+from models.base import Actor
 from models.catalog import RevenueItem
 from models.crypto import PiiCipher
-from models.errors import InvalidTransition, NotFound
-from models.fines.advance import addressee, authority, documents, facts, party_of
+from models.errors import InvalidTransition
+from models.fines.advance import addressee, authority, facts, party_of
 from models.fines.cases import act, case_of, ensure_cases, payer_ref, transition
 from models.fines.ports import Decision
+from models.fines.queries import documents
 from models.fines.tables import (
     ADVANCE_NOTICE,
     ADVANCE_NOTICED,
@@ -151,26 +152,6 @@ def mark_submitted(
     batch.submission_id = submission_id
     batch.submitted_at = batch.submitted_at or now
     session.flush()
-
-
-def get_batch(session: Session, scope: Scope, batch_id: int, *, for_update: bool = False) -> ImpositionBatch:
-    stmt = select(ImpositionBatch).where(ImpositionBatch.id == batch_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    batch = session.scalar(stmt)
-    if batch is None or not scope.allows(batch.jurisdiction):
-        raise NotFound("no such imposition batch", field="batch_id")
-    return batch
-
-
-def batch_items(session: Session, batch_id: int) -> list[tuple[ImpositionItem, str]]:
-    rows = session.execute(
-        select(ImpositionItem, Notice.notice_no)
-        .join(Notice, Notice.id == ImpositionItem.notice_id)
-        .where(ImpositionItem.batch_id == batch_id)
-        .order_by(ImpositionItem.notice_id)
-    )
-    return [(item, notice_no) for item, notice_no in rows]
 
 
 def apply_decision(

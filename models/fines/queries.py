@@ -1,5 +1,6 @@
-"""The timeline of a notice: its history, its case events, the arrears engine's dated events and its ledger
-entries, merged, personal data masked.
+"""Fine reads other layers use (they decide nothing): a notice's documents, imposition batches and their items,
+objections overdue for referral, and the timeline of a notice — its history, its case events, the arrears engine's
+dated events and its ledger entries, merged, personal data masked.
 """
 
 from __future__ import annotations
@@ -15,12 +16,59 @@ from sqlalchemy.orm import Session
 
 from models import arrears, ledger
 from models import notices as notice_ops
-from models.fines.tables import FineCaseEvent
+from models.base import Scope
+from models.errors import NotFound
+from models.fines.tables import OBJECTED, FineCase, FineCaseEvent, FineDocument, ImpositionBatch, ImpositionItem
 from models.notices import Notice
 from protocol import SEOUL
 from protocol.masking import mask_name
 
-# --- 8. the timeline ------------------------------------------------------------------------------------------------
+# --- documents, batches, referrals -------------------------------------------------------------------------------
+
+
+def documents(session: Session, notice_id: int) -> list[FineDocument]:
+    return list(
+        session.scalars(select(FineDocument).where(FineDocument.notice_id == notice_id).order_by(FineDocument.id))
+    )
+
+
+def get_batch(session: Session, scope: Scope, batch_id: int, *, for_update: bool = False) -> ImpositionBatch:
+    stmt = select(ImpositionBatch).where(ImpositionBatch.id == batch_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    batch = session.scalar(stmt)
+    if batch is None or not scope.allows(batch.jurisdiction):
+        raise NotFound("no such imposition batch", field="batch_id")
+    return batch
+
+
+def batch_items(session: Session, batch_id: int) -> list[tuple[ImpositionItem, str]]:
+    rows = session.execute(
+        select(ImpositionItem, Notice.notice_no)
+        .join(Notice, Notice.id == ImpositionItem.notice_id)
+        .where(ImpositionItem.batch_id == batch_id)
+        .order_by(ImpositionItem.notice_id)
+    )
+    return [(item, notice_no) for item, notice_no in rows]
+
+
+def overdue_referrals(
+    session: Session, scope: Scope, today: date, limit: int, after: int | None
+) -> list[tuple[FineCase, str]]:
+    """Objected cases past their 14-day referral deadline and not yet referred, oldest deadline first."""
+    stmt = (
+        select(FineCase, Notice.notice_no)
+        .join(Notice, Notice.id == FineCase.notice_id)
+        .where(FineCase.stage == OBJECTED, FineCase.referral_deadline < today)
+    )
+    stmt = scope.apply(stmt, FineCase.jurisdiction)
+    if after is not None:
+        stmt = stmt.where(FineCase.notice_id > after)
+    rows = session.execute(stmt.order_by(FineCase.notice_id).limit(limit))
+    return [(case, notice_no) for case, notice_no in rows]
+
+
+# --- the timeline ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
