@@ -36,6 +36,7 @@ def database_url(argv: Sequence[str]) -> str:
     empty when none is there."""
     if argv:
         return argv[0]
+    # read here, not through server.config.Config: models imports nothing of ours above protocol
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     var_dir = Path(os.environ.get("JINGSU_VAR_DIR") or MIGRATIONS.parent.parent / "var")

@@ -1,8 +1,9 @@
 """The one configuration object: every environment variable Jingsu reads, by name, with coercion and dev defaults.
 
-Nothing else in the code base touches ``os.environ``. Secrets (JWT signing key, personal-data key, RRN lookup key)
-come from the environment; in development their defaults are generated once and kept in ``var/secrets.json`` so that
-restarts keep tokens, QR keys at rest and encrypted rows readable. In production a missing secret is an error.
+Nothing else in the product touches ``os.environ`` (only entry points: ``python -m models.migrate``, which must not
+import ``server``, and the dev tooling in ``sandboxes``). Secrets (JWT signing key, personal-data key, RRN lookup
+key) come from the environment; in development their defaults are generated once and kept in ``var/secrets.json`` so
+that restarts keep tokens, QR keys at rest and encrypted rows readable. In production a missing secret is an error.
 
 The adapters never see this object: each takes its own settings dataclass, built here (``gateway_settings`` …).
 """
