@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"protocol", "printing", "models", "adapters", "services", "sync", "server", "sandboxes", "pda_client"}
-DEV_TOOLING = frozenset({"devrun.py", "embedded_db.py"})  # sandboxes.devrun and sandboxes.embedded_db may import anything
+# sandboxes.devrun and sandboxes.embedded_db are dev tooling: they may import anything
+DEV_TOOLING = frozenset({"devrun.py", "embedded_db.py"})
 
 
 def imported(path: Path) -> set[str]:
