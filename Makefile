@@ -1,5 +1,5 @@
 # make run | make test | make lint | make fmt | make bench | make db-stop
-# With no DATABASE_URL, run and test use the embedded PostgreSQL in var/pgdata (server/embedded_db.py).
+# With no DATABASE_URL, run and test use the embedded PostgreSQL in var/pgdata (sandboxes/embedded_db.py).
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 AXE_VERSION := 4.14.1
 AXE := var/npm/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
-LINT_PATHS := protocol server sync models pda_client printing tests
+LINT_PATHS := protocol adapters sandboxes server sync models pda_client printing tests
 
 .PHONY: venv run test lint fmt bench db-stop
 
@@ -25,7 +25,7 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 
 run: venv
-	$(PY) -m server.devrun
+	$(PY) -m sandboxes.devrun
 
 $(AXE):
 	npm install --silent --no-audit --no-fund --no-save --prefix var/npm/axe-core-$(AXE_VERSION) axe-core@$(AXE_VERSION)
@@ -33,7 +33,7 @@ $(AXE):
 test: venv $(AXE)
 	@$(MAKE) --no-print-directory lint
 	@if [ -z "$${DATABASE_URL:-}" ]; then \
-		DATABASE_URL="$$($(PY) -m server.embedded_db url)" || exit 1; \
+		DATABASE_URL="$$($(PY) -m sandboxes.embedded_db url)" || exit 1; \
 		export DATABASE_URL; \
 		echo "DATABASE_URL unset: using the embedded PostgreSQL at $$DATABASE_URL"; \
 	fi; \
@@ -41,7 +41,7 @@ test: venv $(AXE)
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
-	$(VENV)/bin/mypy protocol server sync models printing pda_client
+	$(VENV)/bin/mypy protocol adapters sandboxes server sync models printing pda_client
 
 # rewrite in place: ruff format, then the fixable lint findings (import order, pyupgrade)
 fmt: venv
@@ -52,4 +52,4 @@ bench: venv
 	$(PY) -m bench
 
 db-stop: venv
-	$(PY) -m server.embedded_db stop
+	$(PY) -m sandboxes.embedded_db stop

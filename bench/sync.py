@@ -839,7 +839,7 @@ def table(results: Results) -> str:
 def run(args: argparse.Namespace) -> Results:
     server_url = os.environ.get("DATABASE_URL", "")
     if not server_url:
-        from server import embedded_db
+        from sandboxes import embedded_db
 
         server_url = embedded_db.ensure_running()
         log(f"DATABASE_URL unset: using the embedded PostgreSQL at {server_url}")

@@ -1,8 +1,11 @@
 """The one configuration object: every environment variable Jingsu reads, by name, with coercion and dev defaults.
 
-Nothing else in the code base touches ``os.environ``. Secrets (JWT signing key, personal-data key, RRN lookup key)
-come from the environment; in development their defaults are generated once and kept in ``var/secrets.json`` so that
-restarts keep tokens, QR keys at rest and encrypted rows readable. In production a missing secret is an error.
+Nothing else in the product touches ``os.environ`` (only entry points: ``python -m models.migrate``, which must not
+import ``server``, and the dev tooling in ``sandboxes``). Secrets (JWT signing key, personal-data key, RRN lookup
+key) come from the environment; in development their defaults are generated once and kept in ``var/secrets.json`` so
+that restarts keep tokens, QR keys at rest and encrypted rows readable. In production a missing secret is an error.
+
+The adapters never see this object: each takes its own settings dataclass, built here (``gateway_settings`` …).
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from adapters.approval import ApprovalSettings
+from adapters.gateway import GatewaySettings
+from adapters.postal import PostalSettings
+from adapters.registry import RegistrySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,6 +120,30 @@ class Config:
 
     def with_overrides(self, **changes: Any) -> Config:
         return replace(self, **changes)
+
+    # --- the adapters' settings
+
+    def gateway_settings(self) -> GatewaySettings:
+        """The payment gateway (``JINGSU_GATEWAY_URL``, ``_KEY``, ``_NAME``; docs/gateway.md)."""
+        return GatewaySettings(url=self.gateway_url, key=self.gateway_key, name=self.gateway_name)
+
+    def registry_settings(self) -> RegistrySettings:
+        """The vehicle registry (``JINGSU_REGISTRY_URL``, ``_KEY``, ``_NAME``; docs/registry.md)."""
+        return RegistrySettings(url=self.registry_url, key=self.registry_key, name=self.registry_name)
+
+    def approval_settings(self) -> ApprovalSettings:
+        """E-approval (``JINGSU_APPROVAL_URL``, ``_SECRET``, ``_NAME``, ``_CALLBACK_WINDOW_SECONDS``;
+        docs/approval.md)."""
+        return ApprovalSettings(
+            url=self.approval_url,
+            secret=self.approval_secret,
+            name=self.approval_name,
+            callback_window=self.approval_callback_window_seconds,
+        )
+
+    def postal_settings(self) -> PostalSettings:
+        """The postal service (``JINGSU_POSTAL_NAME``; the sandbox writes under ``<var_dir>/postal``)."""
+        return PostalSettings(name=self.postal_name, var_dir=self.var_dir)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

@@ -21,10 +21,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import Session
 
 import protocol
+from adapters.gateway import GatewayError, GatewayPayment, GatewayRefused, HttpGateway, PaymentGateway
 from models import payments
 from models.base import Actor
 from server import auth
-from server.adapters.gateway import GatewayError, GatewayPayment, GatewayRefused, HttpGateway, PaymentGateway
 from server.errors import ApiError
 from server.pages import error_page, verified_view
 from server.runtime import runtime, unit_of_work
@@ -35,8 +35,7 @@ api = ApiBlueprint("payments", __name__, url_prefix="/api/v1/payments", descript
 
 
 def gateway() -> HttpGateway:
-    config = runtime().config
-    return HttpGateway(config.gateway_url, config.gateway_key, name=config.gateway_name)
+    return runtime().gateway()
 
 
 @bp.post("/p/<notice_no>/pay")

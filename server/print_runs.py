@@ -28,6 +28,8 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters import postal as postal_adapter
+from adapters.postal import MailPiece, ManifestHeader, ManifestWriter
 from models import print_runs, rules
 from models.base import Actor, Scope
 from models.crypto import PiiCipher
@@ -40,8 +42,6 @@ from printing.a4 import write_documents_pdf
 from printing.documents import Addressee, AdvanceNotice, Authority, Facts, ImpositionNotice
 from protocol import seoul_date
 from server import links
-from server.adapters import postal as postal_adapter
-from server.adapters.postal import MailPiece, ManifestHeader, ManifestWriter
 from server.runtime import runtime, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def finish_run(
     ``progress(n)`` after the n-th document. On any error the run is ``failed``, its documents are given back and
     its files removed; the error is raised again."""
     rt = runtime()
-    service = postal or postal_adapter.from_config(rt.config)
+    service = postal or rt.postal()
     directory = run_dir(run_id)
     try:
         with unit_of_work() as session:

@@ -16,14 +16,16 @@ from flask import current_app, g
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters import postal as postal_adapter
+from adapters.approval import ApprovalService, HttpApproval
+from adapters.gateway import HttpGateway
+from adapters.registry import HttpRegistry, VehicleRegistry
+from adapters.watermarks import FileWatermarks
 from models.base import Clock, utcnow
 from models.crypto import PiiCipher
 from models.devices import AFTER_COMMIT
 from models.errors import DomainError
 from models.users import LockoutPolicy
-from server.adapters import approval as approval_adapter
-from server.adapters import registry as registry_adapter
-from server.adapters.watermarks import FileWatermarks
 from server.config import Config
 from sync.changes import PullSettings
 from sync.reconcile import SyncSettings
@@ -83,13 +85,21 @@ class Runtime:
             "block_size": c.block_size,
         }
 
-    def registry(self) -> registry_adapter.VehicleRegistry:
+    def registry(self) -> VehicleRegistry:
         """The vehicle registry (차적조회) the configuration names; the sandbox by default (docs/registry.md)."""
-        return registry_adapter.from_config(self.config)
+        return HttpRegistry(self.config.registry_settings())
 
-    def approval(self) -> approval_adapter.ApprovalService:
+    def approval(self) -> ApprovalService:
         """The e-approval service (전자결재) the configuration names; the sandbox by default (docs/approval.md)."""
-        return approval_adapter.from_config(self.config)
+        return HttpApproval(self.config.approval_settings())
+
+    def gateway(self) -> HttpGateway:
+        """The payment gateway (PG) the configuration names; the sandbox by default (docs/gateway.md)."""
+        return HttpGateway(self.config.gateway_settings())
+
+    def postal(self) -> postal_adapter.PostalService:
+        """The postal service (e-그린우편) the configuration names; the sandbox by default."""
+        return postal_adapter.connect(self.config.postal_settings())
 
     @property
     def pull_settings(self) -> PullSettings:

@@ -27,6 +27,14 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters.approval import (
+    ApprovalError,
+    ApprovalRefused,
+    ApprovalRequest,
+    ApprovalUnavailable,
+    CallbackRejected,
+)
+from adapters.registry import RegistryRefused, RegistryUnavailable
 from models import fines, ledger
 from models import notices as notice_ops
 from models.base import Actor, Scope
@@ -34,14 +42,6 @@ from models.errors import InvalidInput, NotFound
 from models.rules import HARDSHIP_GROUNDS
 from protocol import seoul_date
 from server import auth
-from server.adapters.approval import (
-    ApprovalError,
-    ApprovalRefused,
-    ApprovalRequest,
-    ApprovalUnavailable,
-    CallbackRejected,
-)
-from server.adapters.registry import RegistryRefused, RegistryUnavailable
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
 from sync.schemas import Text

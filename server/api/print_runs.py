@@ -200,5 +200,5 @@ class PrintRunManifest(MethodView):
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="not_printed")
     def get(self, run_id: str) -> Any:
-        """The run's e-그린우편 manifest (``server.adapters.postal``); the download is logged."""
+        """The run's e-그린우편 manifest (``adapters.postal``); the download is logged."""
         return _download(run_id, print_runs.EXPORT_MANIFEST)

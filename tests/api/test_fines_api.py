@@ -26,11 +26,10 @@ from sqlalchemy.orm import Session
 
 from models import payments
 from models.base import Actor
+from sandboxes.launcher import start_approval, start_registry
+from sandboxes.launcher import stop as stop_approval
+from sandboxes.launcher import stop as stop_registry
 from server import create_app
-from server.adapters.approval import start_sandbox as start_approval
-from server.adapters.approval import stop_sandbox as stop_approval
-from server.adapters.registry import start_sandbox as start_registry
-from server.adapters.registry import stop_sandbox as stop_registry
 from server.config import Config
 from tests.conftest import free_port
 from tests.support.device import KST, Device, now_kst, staff_token

@@ -15,10 +15,10 @@ from flask import Flask
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from adapters.postal import parse_manifest
 from models import print_runs
 from models.users import User
 from server import create_app
-from server.adapters.postal import parse_manifest
 from server.config import Config
 from tests.integration.test_print_runs import advance_noticed
 from tests.support.device import staff_token

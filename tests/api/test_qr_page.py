@@ -215,10 +215,10 @@ def test_the_reduced_price_holds_until_the_later_deadline_of_the_formal_advance_
     the two deadlines, as the ledger will take it (DESIGN.md §3.2)."""
     from sqlalchemy.orm import Session
 
+    from adapters.registry import Address, Owner
     from models import fines
     from models.base import Actor, Scope
     from models.crypto import PiiCipher
-    from server.adapters.registry import Address, Owner
 
     event = device.issue_parking(code="P01", vehicle_type="car")
     device.push_ok([event])

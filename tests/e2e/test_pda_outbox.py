@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from server.adapters.gateway import start_sandbox, stop_sandbox
+from sandboxes.launcher import start_gateway as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from server.config import ROOT
 from tests.conftest import free_port
 from tests.e2e.pda import Pda

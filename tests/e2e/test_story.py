@@ -21,7 +21,8 @@ from PIL import Image
 import protocol
 from printing.escpos_reader import read_escpos
 from protocol import payment_number
-from server.adapters.gateway import start_sandbox, stop_sandbox
+from sandboxes.launcher import start_gateway as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from tests.conftest import free_port
 from tests.e2e.pda import Pda
 from tests.support.device import now_kst, register_device, staff_token

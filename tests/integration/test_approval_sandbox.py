@@ -21,17 +21,18 @@ from typing import Any
 import httpx
 import pytest
 
-from server.adapters.approval import (
+from adapters.approval import (
     ApprovalDecision,
     ApprovalRefused,
     ApprovalRequest,
+    ApprovalSettings,
     ApprovalUnavailable,
     CallbackRejected,
     HttpApproval,
     sign,
-    start_sandbox,
-    stop_sandbox,
 )
+from sandboxes.launcher import start_approval as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from tests.conftest import free_port
 
 SECRET = "a9c0" * 16
@@ -136,8 +137,8 @@ class Sandbox:
         if self.proc is not None:
             stop_sandbox(self.proc)
 
-    def service(self, secret: str = SECRET, **kwargs: Any) -> HttpApproval:
-        return HttpApproval(self.url, secret, **kwargs)
+    def service(self, secret: str = SECRET, *, timeout: float = 10.0, **kwargs: Any) -> HttpApproval:
+        return HttpApproval(ApprovalSettings(self.url, secret, timeout=timeout), **kwargs)
 
     def decide(self, submission_id: str, decision: str, approver: str = "박결재", comment: str = "") -> httpx.Response:
         """The approver's decision, as JSON."""
@@ -617,7 +618,7 @@ _PENDING = {
 def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable(status: int, body: Any) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body))
     with httpx.Client(transport=transport) as client:
-        service = HttpApproval("http://approval.invalid", SECRET, client=client)
+        service = HttpApproval(ApprovalSettings("http://approval.invalid", SECRET), client=client)
 
         with pytest.raises(ApprovalUnavailable):
             service.status("apv_1")
@@ -626,4 +627,7 @@ def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable(status: int, bod
 def test_the_well_formed_answer_of_the_same_fake_is_accepted() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=_PENDING))
     with httpx.Client(transport=transport) as client:
-        assert HttpApproval("http://approval.invalid", SECRET, client=client).status("apv_1").status == "pending"
+        assert (
+            HttpApproval(ApprovalSettings("http://approval.invalid", SECRET), client=client).status("apv_1").status
+            == "pending"
+        )

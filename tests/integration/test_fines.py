@@ -27,6 +27,8 @@ import pytest
 from sqlalchemy import func, select
 
 import protocol
+from adapters.approval import ApprovalRequest, ApprovalSettings, HttpApproval
+from adapters.registry import HttpRegistry, RegistrySettings
 from models import fines, ledger, notices, payments, rules
 from models.base import Actor
 from models.catalog import schedule_rules
@@ -35,12 +37,9 @@ from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, InvalidTransition
 from models.feed import ChangeLog
 from models.users import User
-from server.adapters.approval import ApprovalRequest, HttpApproval
-from server.adapters.approval import start_sandbox as start_approval
-from server.adapters.approval import stop_sandbox as stop_approval
-from server.adapters.registry import HttpRegistry
-from server.adapters.registry import start_sandbox as start_registry
-from server.adapters.registry import stop_sandbox as stop_registry
+from sandboxes.launcher import start_approval, start_registry
+from sandboxes.launcher import stop as stop_approval
+from sandboxes.launcher import stop as stop_registry
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY, free_port
 
 KST = timezone(timedelta(hours=9))
@@ -62,7 +61,7 @@ def kst(day: date, hour: int = 14) -> datetime:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpRegistry]:
     port = free_port()
     proc = start_registry(port, REGISTRY_KEY, log_path=tmp_path_factory.mktemp("registry") / "registry.log")
-    yield HttpRegistry(f"http://127.0.0.1:{port}", REGISTRY_KEY)
+    yield HttpRegistry(RegistrySettings(f"http://127.0.0.1:{port}", REGISTRY_KEY))
     stop_registry(proc)
 
 
@@ -126,7 +125,7 @@ def approval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalBox]:
     proc = start_approval(port, APPROVAL_SECRET, log_path=tmp_path_factory.mktemp("approval") / "approval.log")
     receiver = Receiver()
     url = f"http://127.0.0.1:{port}"
-    yield ApprovalBox(url, HttpApproval(url, APPROVAL_SECRET), receiver)
+    yield ApprovalBox(url, HttpApproval(ApprovalSettings(url, APPROVAL_SECRET)), receiver)
     receiver.close()
     stop_approval(proc)
 

@@ -19,15 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from server.adapters.gateway import (
+from adapters.gateway import (
     Created,
     GatewayRefused,
+    GatewaySettings,
     GatewayUnavailable,
     HttpGateway,
     sign,
-    start_sandbox,
-    stop_sandbox,
 )
+from sandboxes.launcher import start_gateway as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from tests.conftest import free_port
 
 KEY = "5a1d" * 16
@@ -118,7 +119,7 @@ class Sandbox:
             stop_sandbox(self.proc)
 
     def gateway(self, key: str = KEY) -> HttpGateway:
-        return HttpGateway(self.url, key)
+        return HttpGateway(GatewaySettings(self.url, key))
 
     def operator(self, method: str, txn_id: str) -> httpx.Response:
         """The signed sandbox-only operator calls on ``/v1/payments/<txn_id>/callbacks``."""
@@ -219,7 +220,7 @@ def test_approval_redirects_to_return_url_and_sends_one_signed_callback(
     assert not gateway.verify_callback(callback.body, None)
     assert not gateway.verify_callback(callback.body, "")
     assert not gateway.verify_callback(callback.body, "제3자")
-    assert not HttpGateway(sandbox.url, "00" * 32).verify_callback(callback.body, signature)
+    assert not HttpGateway(GatewaySettings(sandbox.url, "00" * 32)).verify_callback(callback.body, signature)
 
 
 def test_status_query_confirms_the_approval_and_its_amount(
@@ -507,7 +508,7 @@ _READY = {"txn_id": "sbx_1", "order_id": "o", "status": "ready", "amount": 1, "a
 def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable(status: int, body: Any) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body))
     with httpx.Client(transport=transport) as client:
-        gateway = HttpGateway("http://pg.invalid", KEY, client=client)
+        gateway = HttpGateway(GatewaySettings("http://pg.invalid", KEY), client=client)
 
         with pytest.raises(GatewayUnavailable):
             gateway.query("sbx_1")
@@ -516,4 +517,4 @@ def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable(status: int, bod
 def test_the_well_formed_answer_of_the_same_fake_is_accepted() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=_READY))
     with httpx.Client(transport=transport) as client:
-        assert HttpGateway("http://pg.invalid", KEY, client=client).query("sbx_1").status == "ready"
+        assert HttpGateway(GatewaySettings("http://pg.invalid", KEY), client=client).query("sbx_1").status == "ready"

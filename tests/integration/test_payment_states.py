@@ -12,9 +12,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from adapters.gateway import GatewaySettings, HttpGateway
 from models import ledger, notices, payments
 from models.base import Actor
-from server.adapters.gateway import HttpGateway, start_sandbox, stop_sandbox
+from sandboxes.launcher import start_gateway as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from server.payments_web import settle, sweep_payments
 from tests.conftest import free_port
 from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
@@ -29,7 +31,7 @@ def gateway() -> Iterator[HttpGateway]:
     port = free_port()
     proc = start_sandbox(port, KEY, fail_callbacks=True)
     try:
-        yield HttpGateway(f"http://127.0.0.1:{port}", KEY, name="sandbox")
+        yield HttpGateway(GatewaySettings(f"http://127.0.0.1:{port}", KEY, name="sandbox"))
     finally:
         stop_sandbox(proc)
 
@@ -176,7 +178,7 @@ def test_the_sweep_fails_a_payment_abandoned_at_the_gateway_for_longer_than_the_
 def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_session) -> None:
     payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-nowhere", channel="qr", notice_no=None,
                                     amount=1000)  # fmt: skip
-    nowhere = HttpGateway(f"http://127.0.0.1:{free_port()}", KEY, name="sandbox")
+    nowhere = HttpGateway(GatewaySettings(f"http://127.0.0.1:{free_port()}", KEY, name="sandbox"))
     report = sweep_payments(db_session, nowhere, "sandbox", LATER, SWEEP_AGE)
     assert report.unreachable >= 1 and payment.status == "initiated"
     assert db_session.scalar(select(payments.PaymentEvent).where(payments.PaymentEvent.txn_id == "t-nowhere")) is None
@@ -225,7 +227,7 @@ def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payabl
 
 
 def test_only_an_approved_payment_can_be_refunded_at_the_gateway(db_session, gateway) -> None:
-    from server.adapters.gateway import GatewayRefused
+    from adapters.gateway import GatewayRefused
 
     payment = started(db_session, gateway)
     with pytest.raises(GatewayRefused) as refused:
@@ -240,8 +242,8 @@ def test_every_verified_callback_and_status_answer_is_kept_and_a_repeated_callba
 
     from sqlalchemy.orm import Session
 
+    from adapters.gateway import sign
     from server import create_app
-    from server.adapters.gateway import sign
 
     app = create_app(test_config.with_overrides(gateway_url=gateway.base_url, gateway_key=KEY), bind=connection)
     client = app.test_client()

@@ -25,6 +25,7 @@ from flask import Flask
 from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.orm import Session
 
+from adapters.postal import PostalRefused, parse_manifest
 from models import devices, fines, print_runs
 from models.base import Actor, Scope
 from models.devices import RegisterDevice, register_device
@@ -34,7 +35,6 @@ from models.notices import Notice
 from models.users import User
 from server import create_app, links
 from server import print_runs as runner
-from server.adapters.postal import PostalRefused, parse_manifest
 from server.config import Config
 from server.runtime import unit_of_work
 from tests.integration.test_fines import CIPHER, CLERK, Maker, kst

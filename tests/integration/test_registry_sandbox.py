@@ -17,18 +17,19 @@ from typing import Any
 import httpx
 import pytest
 
-from server.adapters.registry import (
+from adapters.registry import (
     Address,
     HttpRegistry,
     Owner,
     RegistryRefused,
+    RegistrySettings,
     RegistryUnavailable,
     is_plate,
     normalize_plate,
     sign,
-    start_sandbox,
-    stop_sandbox,
 )
+from sandboxes.launcher import start_registry as start_sandbox
+from sandboxes.launcher import stop as stop_sandbox
 from tests.conftest import free_port
 
 KEY = "7a11" * 16
@@ -50,8 +51,8 @@ class Sandbox:
         if self.proc is not None:
             stop_sandbox(self.proc)
 
-    def registry(self, key: str = KEY, **kwargs: Any) -> HttpRegistry:
-        return HttpRegistry(self.url, key, **kwargs)
+    def registry(self, key: str = KEY, *, timeout: float = 10.0, **kwargs: Any) -> HttpRegistry:
+        return HttpRegistry(RegistrySettings(self.url, key, timeout=timeout), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,7 @@ def test_the_worked_example_of_the_contract_signs_as_documented() -> None:
 
 def test_a_wrong_base_url_is_refused_and_never_reads_as_no_owner(sandbox: Sandbox) -> None:
     with pytest.raises(RegistryRefused) as refused:
-        HttpRegistry(f"{sandbox.url}/wrong", KEY).lookup("12가3456", TODAY)
+        HttpRegistry(RegistrySettings(f"{sandbox.url}/wrong", KEY)).lookup("12가3456", TODAY)
 
     assert (refused.value.status, refused.value.code) == (404, "not_found")
 
@@ -263,7 +264,7 @@ def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable_and_quotes_no_pe
 ) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body))
     with httpx.Client(transport=transport) as client:
-        registry = HttpRegistry("http://registry.invalid", KEY, client=client)
+        registry = HttpRegistry(RegistrySettings("http://registry.invalid", KEY), client=client)
 
         with pytest.raises(RegistryUnavailable) as unavailable:
             registry.lookup("12가3456", TODAY)
@@ -274,7 +275,7 @@ def test_a_5xx_or_an_answer_outside_the_contract_is_unavailable_and_quotes_no_pe
 def test_the_well_formed_answer_of_the_same_fake_is_accepted() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=_GOOD))
     with httpx.Client(transport=transport) as client:
-        owner = HttpRegistry("http://registry.invalid", KEY, client=client).lookup("12가3456", TODAY)
+        owner = HttpRegistry(RegistrySettings("http://registry.invalid", KEY), client=client).lookup("12가3456", TODAY)
 
     assert owner is not None and owner.name == "김민준"
 

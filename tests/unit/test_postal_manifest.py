@@ -1,4 +1,4 @@
-"""The e-그린우편 manifest (server.adapters.postal): written piece by piece, parsed back whole, every break of the
+"""The e-그린우편 manifest (adapters.postal): written piece by piece, parsed back whole, every break of the
 format refused naming its line; the sandbox post checks the PDF against it and answers the same receipt twice."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 
-from server.adapters.postal import (
+from adapters.postal import (
     MailPiece,
     ManifestError,
     ManifestHeader,

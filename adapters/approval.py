@@ -2,7 +2,7 @@
 
 Decisions with a ledger effect — 징수결의, 일괄 결정결의, 결손, 환급, 감액 — post only once approved (DESIGN.md
 §4). Jingsu submits a document, an approver (결재권자) decides in the e-approval system, and the system calls Jingsu
-back. The contract is ``docs/approval.md``; ``server.sandboxes.approval`` is the sandbox that speaks it in dev and
+back. The contract is ``docs/approval.md``; ``sandboxes.approval`` is the sandbox that speaks it in dev and
 tests.
 
 A callback is a hint, as with the payment gateway: ``verify_callback`` checks its signature and timestamp, then asks
@@ -15,30 +15,35 @@ that must not be acted on (``code`` says why).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import json
-import ssl
-import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
 
 import httpx
 
-from server.adapters import sandbox_process
-from server.config import Config
+from adapters.http import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Clock,
+    Refused,
+    Service,
+    SignedClient,
+    header,
+    hex_key,
+    hmac_hex,
+    signature_matches,
+    timestamped,
+)
 
 SubmissionStatus = Literal["pending", "approved", "rejected"]
 _STATUSES: tuple[str, ...] = get_args(SubmissionStatus)
 
-REQUEST_TIMESTAMP_HEADER = "X-Jingsu-Timestamp"
-REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
+REQUEST_TIMESTAMP_HEADER = TIMESTAMP_HEADER
+REQUEST_SIGNATURE_HEADER = SIGNATURE_HEADER
 CALLBACK_TIMESTAMP_HEADER = "X-Approval-Timestamp"
 CALLBACK_SIGNATURE_HEADER = "X-Approval-Signature"
 CALLBACK_WINDOW_S = 300
@@ -52,12 +57,8 @@ class ApprovalUnavailable(ApprovalError):
     """Retry later: the service could not be reached, timed out, answered 5xx or answered outside the contract."""
 
 
-class ApprovalRefused(ApprovalError):
+class ApprovalRefused(ApprovalError, Refused):
     """The service refused the request (4xx); ``status`` is the HTTP status, ``code`` its stable error code."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{status} {code}: {detail}")
-        self.status, self.code, self.detail = status, code, detail
 
 
 class CallbackRejected(ApprovalError):
@@ -66,6 +67,9 @@ class CallbackRejected(ApprovalError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code, self.detail = code, detail
+
+
+_SERVICE = Service("the e-approval service", ApprovalUnavailable, ApprovalRefused)
 
 
 @dataclass(frozen=True)
@@ -157,54 +161,41 @@ class ApprovalService(Protocol):
 
 def sign(key: bytes, timestamp: str, payload: bytes) -> str:
     """Hex HMAC-SHA256 under ``key`` of ``"<timestamp>." + payload``: every signature of the contract."""
-    return hmac.new(key, timestamp.encode("ascii") + b"." + payload, hashlib.sha256).hexdigest()
+    return hmac_hex(key, timestamped(timestamp, payload))
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """Where the e-approval service is and how to talk to it: base URL, the shared secret (hex) of requests and
+    callbacks, the service's name, the request timeout and how many seconds a callback's timestamp may be from our
+    clock."""
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """``headers[name]`` whatever the case of the keys (a plain dict, Flask's or httpx's headers)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
+    url: str
+    secret: str
+    name: str = "sandbox"
+    timeout: float = 10.0
+    callback_window: int = CALLBACK_WINDOW_S
 
 
 class HttpApproval:
-    """``ApprovalService`` over HTTP (docs/approval.md) with httpx.
+    """``ApprovalService`` over HTTP (docs/approval.md) with httpx, as ``settings`` describe it.
 
-    ``secret`` is the shared secret as hex: it signs our requests and the service's callbacks. ``clock`` (Unix
-    seconds) stamps requests and judges callback timestamps, which may be at most ``callback_window`` seconds away.
-    Without ``client``, each call uses a short-lived httpx client; pass one to pool connections.
+    ``settings.secret`` signs our requests and the service's callbacks. ``clock`` (Unix seconds) stamps requests and
+    judges callback timestamps, which may be at most ``settings.callback_window`` seconds away. Without ``client``,
+    each call uses a short-lived httpx client; pass one to pool connections.
     """
 
     def __init__(
-        self,
-        base_url: str,
-        secret: str,
-        name: str = "sandbox",
-        *,
-        timeout: float = 10.0,
-        client: httpx.Client | None = None,
-        clock: Callable[[], float] = time.time,
-        callback_window: int = CALLBACK_WINDOW_S,
+        self, settings: ApprovalSettings, *, client: httpx.Client | None = None, clock: Clock = time.time
     ) -> None:
-        try:
-            self._key = bytes.fromhex(secret)
-        except ValueError as exc:
-            raise ValueError("the approval secret must be hex") from exc
-        if not self._key:
-            raise ValueError("the approval secret must not be empty")
-        self.base_url = base_url.rstrip("/")
-        self.name = name
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._client = client
+        self._key = hex_key(settings.secret, "the approval secret")
+        self.base_url = settings.url.rstrip("/")
+        self.name = settings.name
         self._clock = clock
-        self._window = callback_window
+        self._window = settings.callback_window
+        self._http = SignedClient(
+            self.base_url, self._key, _SERVICE, timeout=settings.timeout, stamp=True, clock=clock, client=client
+        )
 
     def submit(self, document: ApprovalRequest) -> str:
         """``POST /v1/submissions``, signed: the submission id (a new one, or the one ``reference_id`` has).
@@ -213,7 +204,7 @@ class HttpApproval:
         reference_conflict) and ``ApprovalUnavailable``.
         """
         body = json.dumps(document.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
-        data = self._call("POST", "/v1/submissions", body)
+        data = self._http.call("POST", "/v1/submissions", body)
         submission_id = data.get("submission_id")
         if not (isinstance(submission_id, str) and submission_id):
             raise ApprovalUnavailable("the service's submit answer is outside the contract: no submission_id")
@@ -222,7 +213,7 @@ class HttpApproval:
     def status(self, submission_id: str) -> ApprovalDecision:
         """``GET /v1/submissions/<id>``, signed. Raises ``ApprovalRefused`` (404 not_found, 401) and
         ``ApprovalUnavailable`` (also when the answer is malformed or names another submission)."""
-        data = self._call("GET", f"/v1/submissions/{quote(submission_id, safe='')}")
+        data = self._http.call("GET", f"/v1/submissions/{quote(submission_id, safe='')}")
         try:
             return _decision(submission_id, data)
         except ValueError as exc:
@@ -238,12 +229,11 @@ class HttpApproval:
         status_mismatch); the status query's ``ApprovalUnavailable`` / ``ApprovalRefused`` pass through (answer the
         callback 5xx then, so the service tries again).
         """
-        timestamp = _header(headers, CALLBACK_TIMESTAMP_HEADER) or ""
-        signature = _header(headers, CALLBACK_SIGNATURE_HEADER) or ""
+        timestamp = header(headers, CALLBACK_TIMESTAMP_HEADER) or ""
+        signature = header(headers, CALLBACK_SIGNATURE_HEADER) or ""
         if not (timestamp.isascii() and timestamp.isdigit() and signature):
             raise CallbackRejected("bad_signature", "the timestamp or signature header is missing")
-        expected = sign(self._key, timestamp, raw_body).encode()
-        if not hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace")):
+        if not signature_matches(self._key, timestamped(timestamp, raw_body), signature):
             raise CallbackRejected("bad_signature", f"{CALLBACK_SIGNATURE_HEADER} does not verify")
         if abs(self._clock() - int(timestamp)) > self._window:
             raise CallbackRejected("stale_timestamp", f"the callback was signed outside the {self._window} s window")
@@ -263,40 +253,6 @@ class HttpApproval:
                 f"the callback says {claimed.status}, the service says {confirmed.status} (or other fields differ)",
             )
         return confirmed
-
-    def _call(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
-        timestamp = str(int(self._clock()))
-        payload = body if body is not None else f"{method} {path}".encode()
-        headers = {REQUEST_TIMESTAMP_HEADER: timestamp, REQUEST_SIGNATURE_HEADER: sign(self._key, timestamp, payload)}
-        if body is not None:
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        url = f"{self.base_url}{path}"
-        try:
-            if self._client is not None:
-                response = self._client.request(method, url, content=body, headers=headers, timeout=self._timeout)
-            else:
-                with httpx.Client(timeout=self._timeout, verify=_tls_context()) as client:
-                    response = client.request(method, url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise ApprovalUnavailable(
-                f"the e-approval service at {self.base_url} could not be reached: {exc!r}"
-            ) from exc
-        if response.status_code >= 500:
-            raise ApprovalUnavailable(f"the e-approval service answered {response.status_code}; try again later")
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if 400 <= response.status_code < 500:
-            err = data if isinstance(data, dict) else {}
-            raise ApprovalRefused(
-                response.status_code,
-                str(err.get("code") or f"http_{response.status_code}"),
-                str(err.get("detail") or response.text[:200]),
-            )
-        if response.status_code not in (200, 201) or not isinstance(data, dict):
-            raise ApprovalUnavailable(f"the e-approval service answered {response.status_code} outside the contract")
-        return data
 
 
 def _decision(submission_id: str, data: dict[str, Any]) -> ApprovalDecision:
@@ -338,55 +294,3 @@ def _decision(submission_id: str, data: dict[str, Any]) -> ApprovalDecision:
         decided_at=decided_at,
         comment=comment,
     )
-
-
-def from_config(config: Config) -> HttpApproval:
-    """The e-approval service ``config`` names (``JINGSU_APPROVAL_URL``, ``_SECRET``, ``_NAME``,
-    ``_CALLBACK_WINDOW_SECONDS``)."""
-    return HttpApproval(
-        config.approval_url,
-        config.approval_secret,
-        name=config.approval_name,
-        callback_window=config.approval_callback_window_seconds,
-    )
-
-
-# --- the sandbox process (tests, make run) --------------------------------------------------------------------------
-
-
-def start_sandbox(
-    port: int,
-    secret: str,
-    state_path: Path | None = None,
-    *,
-    host: str = "127.0.0.1",
-    auto_approve_after: float | None = None,
-    public_url: str | None = None,
-    log_path: Path | None = None,
-    timeout: float = 10.0,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m server.sandboxes.approval`` and return once it answers ``/healthz``.
-
-    ``auto_approve_after`` (seconds) approves every pending submission that long after it arrived (demos); None or 0
-    leaves decisions to the approver's page. Output goes to ``log_path`` (appended) if given. Stop it with
-    ``stop_sandbox``. Raises ``RuntimeError`` if it does not start within ``timeout`` seconds.
-    """
-    args = ["--secret", secret]
-    if state_path is not None:
-        args += ["--state", str(state_path)]
-    if auto_approve_after:
-        args += ["--auto-approve-after", str(auto_approve_after)]
-    if public_url:
-        args += ["--public-url", public_url]
-    return sandbox_process.start(
-        "server.sandboxes.approval",
-        args,
-        host=host,
-        port=port,
-        log_path=log_path,
-        timeout=timeout,
-        label="the e-approval sandbox",
-    )
-
-
-stop_sandbox = sandbox_process.stop

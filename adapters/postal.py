@@ -39,8 +39,6 @@ from typing import Protocol
 
 import pypdfium2 as pdfium
 
-from server.config import Config
-
 FORMAT = "EGREEN1"
 ENCODING = "utf-8"
 NEWLINE = "\r\n"
@@ -307,8 +305,17 @@ class SandboxPostal:
         return receipt
 
 
-def from_config(config: Config) -> PostalService:
-    """The postal service ``config.postal_name`` names; only the sandbox exists until the real bridge does."""
-    if config.postal_name == SandboxPostal.name:
-        return SandboxPostal(config.var_dir / "postal")
-    raise PostalError(f"unknown postal service {config.postal_name!r} (JINGSU_POSTAL_NAME)")
+@dataclass(frozen=True)
+class PostalSettings:
+    """Which postal service (``JINGSU_POSTAL_NAME``) and the var folder the sandbox keeps its copies under
+    (``<var_dir>/postal``)."""
+
+    name: str
+    var_dir: Path
+
+
+def connect(settings: PostalSettings) -> PostalService:
+    """The postal service ``settings.name`` names; only the sandbox exists until the real bridge does."""
+    if settings.name == SandboxPostal.name:
+        return SandboxPostal(settings.var_dir / "postal")
+    raise PostalError(f"unknown postal service {settings.name!r} (JINGSU_POSTAL_NAME)")

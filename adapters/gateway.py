@@ -1,6 +1,6 @@
 """The payment gateway (PG) adapter: the ``PaymentGateway`` Protocol and ``HttpGateway``, its HTTP implementation.
 
-The contract is ``docs/gateway.md``; ``server.sandboxes.gateway`` is the sandbox that speaks it in dev and tests, and
+The contract is ``docs/gateway.md``; ``sandboxes.gateway`` is the sandbox that speaks it in dev and tests, and
 a production PG is the same class with another base URL and key. Callbacks are hints (DESIGN.md §4): verify their
 signature with ``verify_callback``, then ask the gateway with ``query`` and trust only its answer.
 
@@ -11,27 +11,21 @@ order conflict); fix the request, do not retry it as is.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import json
-import ssl
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
 
 import httpx
 
-from server.adapters import sandbox_process
+from adapters.http import SIGNATURE_HEADER, Refused, Service, SignedClient, hex_key, hmac_hex, signature_matches
 
 PaymentStatus = Literal["ready", "approved", "cancelled"]
 _STATUSES: tuple[str, ...] = get_args(PaymentStatus)
 
 METHODS = ("card", "transfer")  # how the citizen paid at the gateway: 카드, 계좌이체
-REQUEST_SIGNATURE_HEADER = "X-Jingsu-Signature"
+REQUEST_SIGNATURE_HEADER = SIGNATURE_HEADER
 CALLBACK_SIGNATURE_HEADER = "X-Gateway-Signature"
 
 
@@ -43,12 +37,11 @@ class GatewayUnavailable(GatewayError):
     """Retry later: the gateway could not be reached, timed out, answered 5xx or answered outside the contract."""
 
 
-class GatewayRefused(GatewayError):
+class GatewayRefused(GatewayError, Refused):
     """The gateway refused the request (4xx); ``status`` is the HTTP status, ``code`` its stable error code."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{status} {code}: {detail}")
-        self.status, self.code, self.detail = status, code, detail
+
+_SERVICE = Service("the gateway", GatewayUnavailable, GatewayRefused)
 
 
 @dataclass(frozen=True)
@@ -108,43 +101,34 @@ class PaymentGateway(Protocol):
         ...
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    # loading the CA bundle is most of the cost of a new httpx.Client (~25 ms): do it once per process
-    return httpx.create_ssl_context()
-
-
 def sign(key: bytes, message: bytes) -> str:
     """Hex HMAC-SHA256 of ``message`` under ``key``: every signature of the contract."""
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac_hex(key, message)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Where the gateway is and how to talk to it: base URL, the shared secret key (hex), the gateway's name (the
+    gateway half of ``UNIQUE(gateway, txn_id)``) and the request timeout in seconds."""
+
+    url: str
+    key: str
+    name: str = "sandbox"
+    timeout: float = 10.0
 
 
 class HttpGateway:
-    """``PaymentGateway`` over HTTP (docs/gateway.md) with httpx.
+    """``PaymentGateway`` over HTTP (docs/gateway.md) with httpx, as ``settings`` describe it.
 
-    ``key`` is the shared secret as hex. Without ``client``, each call uses a short-lived httpx client, so an
-    instance per request is fine; pass a long-lived ``client`` to pool connections (its base URL is not used).
+    Without ``client``, each call uses a short-lived httpx client, so an instance per request is fine; pass a
+    long-lived ``client`` to pool connections (its base URL is not used).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        key: str,
-        name: str = "sandbox",
-        *,
-        timeout: float = 10.0,
-        client: httpx.Client | None = None,
-    ) -> None:
-        try:
-            self._key = bytes.fromhex(key)
-        except ValueError as exc:
-            raise ValueError("the gateway key must be hex") from exc
-        if not self._key:
-            raise ValueError("the gateway key must not be empty")
-        self.base_url = base_url.rstrip("/")
-        self.name = name
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._client = client
+    def __init__(self, settings: GatewaySettings, *, client: httpx.Client | None = None) -> None:
+        self._key = hex_key(settings.key, "the gateway key")
+        self.base_url = settings.url.rstrip("/")
+        self.name = settings.name
+        self._http = SignedClient(self.base_url, self._key, _SERVICE, timeout=settings.timeout, client=client)
 
     def create(
         self, order_id: str, amount: int, notice_no: str, description: str, return_url: str, callback_url: str
@@ -166,8 +150,7 @@ class HttpGateway:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8", REQUEST_SIGNATURE_HEADER: sign(self._key, body)}
-        data = self._call("POST", "/v1/payments", content=body, headers=headers)
+        data = self._http.call("POST", "/v1/payments", body)
         txn_id, redirect_url = data.get("txn_id"), data.get("redirect_url")
         if not (isinstance(txn_id, str) and txn_id and isinstance(redirect_url, str) and redirect_url):
             raise GatewayUnavailable(f"the gateway's create answer is outside the contract: {data!r}")
@@ -179,17 +162,13 @@ class HttpGateway:
         Raises ``GatewayRefused`` (404 not_found, 401 bad_signature) and ``GatewayUnavailable`` (also when the answer
         is malformed or names another transaction).
         """
-        path = f"/v1/payments/{quote(txn_id, safe='')}"
-        headers = {REQUEST_SIGNATURE_HEADER: sign(self._key, f"GET {path}".encode())}
-        return _payment(txn_id, self._call("GET", path, headers=headers))
+        return _payment(txn_id, self._http.call("GET", f"/v1/payments/{quote(txn_id, safe='')}"))
 
     def refund(self, txn_id: str) -> GatewayPayment:
         """``POST /v1/payments/<txn_id>/cancel``, signed: the merchant cancels an approved payment (취소 after
         approval); the gateway answers the transaction, now ``cancelled`` with its ``approved_at`` kept, and sends a
         signed callback. Raises ``GatewayRefused`` (404, 409 not_approved) and ``GatewayUnavailable``."""
-        path = f"/v1/payments/{quote(txn_id, safe='')}/cancel"
-        headers = {REQUEST_SIGNATURE_HEADER: sign(self._key, f"POST {path}".encode())}
-        return _payment(txn_id, self._call("POST", path, headers=headers))
+        return _payment(txn_id, self._http.call("POST", f"/v1/payments/{quote(txn_id, safe='')}/cancel"))
 
     def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
         """Whether ``signature`` (the ``X-Gateway-Signature`` header, hex) signs exactly ``raw_body``; constant time.
@@ -197,37 +176,7 @@ class HttpGateway:
         Verify the bytes as received, before parsing them. A valid signature makes the callback authentic, not
         true: confirm with ``query``.
         """
-        if not signature:
-            return False
-        expected = sign(self._key, raw_body).encode()
-        return hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace"))
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        url = f"{self.base_url}{path}"
-        try:
-            if self._client is not None:
-                response = self._client.request(method, url, timeout=self._timeout, **kwargs)
-            else:
-                with httpx.Client(timeout=self._timeout, verify=_tls_context()) as client:
-                    response = client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise GatewayUnavailable(f"the gateway at {self.base_url} could not be reached: {exc!r}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(f"the gateway answered {response.status_code}; try again later")
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if 400 <= response.status_code < 500:
-            err = data if isinstance(data, dict) else {}
-            raise GatewayRefused(
-                response.status_code,
-                str(err.get("code") or f"http_{response.status_code}"),
-                str(err.get("detail") or response.text[:200]),
-            )
-        if response.status_code not in (200, 201) or not isinstance(data, dict):
-            raise GatewayUnavailable(f"the gateway answered {response.status_code} outside the contract")
-        return data
+        return signature_matches(self._key, raw_body, signature)
 
 
 def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
@@ -265,38 +214,3 @@ def _payment(txn_id: str, data: dict[str, Any]) -> GatewayPayment:
         notice_no=notice_no,
         method=method,
     )
-
-
-# --- the sandbox process (tests, make run) --------------------------------------------------------------------------
-
-
-def start_sandbox(
-    port: int,
-    key: str,
-    state_path: Path | None = None,
-    *,
-    host: str = "127.0.0.1",
-    fail_callbacks: bool = False,
-    public_url: str | None = None,
-    log_path: Path | None = None,
-    timeout: float = 10.0,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m server.sandboxes.gateway`` (cwd = repo root) and return once it answers ``/healthz``.
-
-    Its stdout and stderr go to ``log_path`` (appended) if given, else to ours. Stop it with ``stop_sandbox``.
-    Raises ``RuntimeError`` if it exits or does not answer within ``timeout`` seconds (it is killed then).
-    """
-    args = ["--key", key]
-    if state_path is not None:
-        args += ["--state", str(state_path)]
-    if fail_callbacks:
-        args.append("--fail-callbacks")
-    if public_url:
-        args += ["--public-url", public_url]
-    return sandbox_process.start(
-        "server.sandboxes.gateway", args, host=host, port=port, log_path=log_path, timeout=timeout,
-        label="the gateway sandbox",
-    )  # fmt: skip
-
-
-stop_sandbox = sandbox_process.stop

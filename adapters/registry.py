@@ -1,7 +1,7 @@
 """The vehicle registry (차적조회, 자동차등록원부) adapter: the ``VehicleRegistry`` Protocol and ``HttpRegistry``.
 
 A parking notice names a plate, not a person; the registry says who owned the vehicle on the day of the violation
-(DESIGN.md §3). The contract is ``docs/registry.md``; ``server.sandboxes.registry`` is the sandbox that speaks it in
+(DESIGN.md §3). The contract is ``docs/registry.md``; ``sandboxes.registry`` is the sandbox that speaks it in
 dev and tests, and a production bridge is the same class with another base URL and key.
 
 Errors split by what the caller does next: ``RegistryUnavailable`` — retry later (transport error, timeout, 5xx, a
@@ -14,32 +14,24 @@ and no message of this module quotes an answer's body, so neither logs nor trace
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import json
 import re
-import ssl
-import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import httpx
 
-from server.adapters import sandbox_process
-from server.config import Config
+from adapters.http import SIGNATURE_HEADER as SIGNATURE_HEADER
+from adapters.http import TIMESTAMP_HEADER as TIMESTAMP_HEADER
+from adapters.http import Clock, Refused, Service, SignedClient, error_code, hex_key, hmac_hex, timestamped
 
 OwnerKind = Literal["person", "company"]
 VehicleType = Literal["car", "van", "truck", "special"]  # 승용, 승합, 화물, 특수
 _KINDS: tuple[str, ...] = get_args(OwnerKind)
 _VEHICLE_TYPES: tuple[str, ...] = get_args(VehicleType)
 
-TIMESTAMP_HEADER = "X-Jingsu-Timestamp"
-SIGNATURE_HEADER = "X-Jingsu-Signature"
 LOOKUP_PATH = "/v1/lookups"
 
 # 12가3456, 123가4567, and the older regional 서울12가3456; spaces are dropped before matching
@@ -54,12 +46,11 @@ class RegistryUnavailable(RegistryError):
     """Retry later: the registry could not be reached, timed out, answered 5xx or answered outside the contract."""
 
 
-class RegistryRefused(RegistryError):
+class RegistryRefused(RegistryError, Refused):
     """The registry refused the request (4xx other than not-found); ``status`` is HTTP, ``code`` its stable code."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{status} {code}: {detail}")
-        self.status, self.code, self.detail = status, code, detail
+
+_SERVICE = Service("the registry", RegistryUnavailable, RegistryRefused)
 
 
 @dataclass(frozen=True)
@@ -112,43 +103,35 @@ def is_plate(plate: str) -> bool:
 
 def sign(key: bytes, timestamp: str, payload: bytes) -> str:
     """Hex HMAC-SHA256 under ``key`` of ``"<timestamp>." + payload``: every signature of the contract."""
-    return hmac.new(key, timestamp.encode("ascii") + b"." + payload, hashlib.sha256).hexdigest()
+    return hmac_hex(key, timestamped(timestamp, payload))
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Where the registry is and how to talk to it: base URL, the shared key (hex), its name, the request timeout."""
+
+    url: str
+    key: str
+    name: str = "sandbox"
+    timeout: float = 10.0
 
 
 class HttpRegistry:
-    """``VehicleRegistry`` over HTTP (docs/registry.md) with httpx.
+    """``VehicleRegistry`` over HTTP (docs/registry.md) with httpx, as ``settings`` describe it.
 
-    ``key`` is the shared secret as hex; requests are signed with it and a timestamp (``clock``, Unix seconds).
-    Without ``client``, each call uses a short-lived httpx client; pass one to pool connections (its base URL is not
-    used).
+    Requests are signed with the key and a timestamp (``clock``, Unix seconds). Without ``client``, each call uses a
+    short-lived httpx client; pass one to pool connections (its base URL is not used).
     """
 
     def __init__(
-        self,
-        base_url: str,
-        key: str,
-        name: str = "sandbox",
-        *,
-        timeout: float = 10.0,
-        client: httpx.Client | None = None,
-        clock: Callable[[], float] = time.time,
+        self, settings: RegistrySettings, *, client: httpx.Client | None = None, clock: Clock = time.time
     ) -> None:
-        try:
-            self._key = bytes.fromhex(key)
-        except ValueError as exc:
-            raise ValueError("the registry key must be hex") from exc
-        if not self._key:
-            raise ValueError("the registry key must not be empty")
-        self.base_url = base_url.rstrip("/")
-        self.name = name
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._client = client
-        self._clock = clock
+        self.base_url = settings.url.rstrip("/")
+        self.name = settings.name
+        key = hex_key(settings.key, "the registry key")
+        self._http = SignedClient(
+            self.base_url, key, _SERVICE, timeout=settings.timeout, stamp=True, clock=clock, client=client
+        )
 
     def lookup(self, plate: str, on: date) -> Owner | None:
         """``POST /v1/lookups`` ``{"plate", "on"}``, signed: the owner on that date, or ``None`` (404
@@ -160,38 +143,12 @@ class HttpRegistry:
         """
         plate = normalize_plate(plate)
         body = json.dumps({"plate": plate, "on": on.isoformat()}, ensure_ascii=False, separators=(",", ":")).encode()
-        timestamp = str(int(self._clock()))
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self._key, timestamp, body),
-        }
-        url = f"{self.base_url}{LOOKUP_PATH}"
-        try:
-            if self._client is not None:
-                response = self._client.post(url, content=body, headers=headers, timeout=self._timeout)
-            else:
-                with httpx.Client(timeout=self._timeout, verify=_tls_context()) as client:
-                    response = client.post(url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise RegistryUnavailable(f"the registry at {self.base_url} could not be reached: {exc!r}") from exc
-        if response.status_code >= 500:
-            raise RegistryUnavailable(f"the registry answered {response.status_code}; try again later")
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if 400 <= response.status_code < 500:
-            err = data if isinstance(data, dict) else {}
-            code = str(err.get("code") or f"http_{response.status_code}")
-            # only the registry's own "no such vehicle" is an answer; a 404 for a wrong URL must not read as one
-            if response.status_code == 404 and code == "not_registered":
-                return None
-            # the registry's own error text names no person; anything else is not quoted
-            raise RegistryRefused(response.status_code, code, str(err.get("detail") or "")[:200])
-        if response.status_code != 200 or not isinstance(data, dict):
-            raise RegistryUnavailable(f"the registry answered {response.status_code} outside the contract")
-        return _owner(plate, on, data)
+        response = self._http.send("POST", LOOKUP_PATH, body)
+        # only the registry's own "no such vehicle" is an answer; a 404 for a wrong URL must not read as one
+        if response.status_code == 404 and error_code(response) == "not_registered":
+            return None
+        # the registry's own error text names no person; anything else is not quoted
+        return _owner(plate, on, self._http.answer(response, ok=(200,), quote_body=False))
 
 
 def _owner(plate: str, on: date, data: dict[str, Any]) -> Owner:
@@ -249,38 +206,3 @@ def _owner(plate: str, on: date, data: dict[str, Any]) -> Owner:
         vehicle_type=vehicle_type,
         since=since,
     )
-
-
-def from_config(config: Config) -> HttpRegistry:
-    """The registry ``config`` names (``JINGSU_REGISTRY_URL``, ``_KEY``, ``_NAME``)."""
-    return HttpRegistry(config.registry_url, config.registry_key, name=config.registry_name)
-
-
-# --- the sandbox process (tests, make run) --------------------------------------------------------------------------
-
-
-def start_sandbox(
-    port: int,
-    key: str,
-    *,
-    host: str = "127.0.0.1",
-    log_path: Path | None = None,
-    timeout: float = 10.0,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m server.sandboxes.registry`` and return once it answers ``/healthz``.
-
-    Output goes to ``log_path`` (appended) if given. Stop it with ``stop_sandbox``. Raises ``RuntimeError`` if it
-    does not start within ``timeout`` seconds.
-    """
-    return sandbox_process.start(
-        "server.sandboxes.registry",
-        ["--key", key],
-        host=host,
-        port=port,
-        log_path=log_path,
-        timeout=timeout,
-        label="the vehicle registry sandbox",
-    )
-
-
-stop_sandbox = sandbox_process.stop

@@ -1,0 +1,282 @@
+"""What the three sandboxes (gateway, registry, e-approval) share: their errors and JSON answers, request signatures,
+callback delivery, the state file, the web app's skeleton and page shell, and the process (arguments, serving).
+
+The sandboxes import nothing of ``adapters``, ``models``, ``services``, ``server`` or ``sync``: they re-implement
+their side of each contract from its document, so a mistake cannot pass on both sides of the wire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
+
+T = TypeVar("T")
+
+STATE_VERSION = 1
+CALLBACK_TIMEOUT_S = 10.0
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
+class SandboxError(Exception):
+    """A request answered with an error: ``status`` (HTTP), ``code`` (stable) and ``detail`` (no personal data)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON answer (UTF-8, Korean unescaped)."""
+    return Response(json.dumps(data, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object. Raises ``SandboxError(400, "invalid_request")``."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SandboxError(400, "invalid_request", "the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise SandboxError(400, "invalid_request", "the body must be a JSON object")
+    return body
+
+
+def utc_now() -> str:
+    """Now, UTC, ISO 8601 with offset and whole seconds (``2025-11-25T07:41:09+00:00``)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+# --- signatures -----------------------------------------------------------------------------------------------------
+
+
+def sign(key: bytes, message: bytes) -> str:
+    """Hex HMAC-SHA256 of ``message`` under ``key``."""
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign_stamped(key: bytes, timestamp: str, payload: bytes) -> str:
+    """Hex HMAC-SHA256 under ``key`` of ``"<timestamp>." + payload``."""
+    return sign(key, timestamp.encode("ascii") + b"." + payload)
+
+
+def signature_matches(key: bytes, message: bytes, given: str | None) -> bool:
+    """Constant-time check of a hex signature header (case-insensitive); a missing header never matches."""
+    if not given:
+        return False
+    return hmac.compare_digest(sign(key, message).encode(), given.strip().lower().encode("utf-8", "replace"))
+
+
+def check_stamped(
+    key: bytes,
+    max_skew: int,
+    timestamp: str | None,
+    signature: str | None,
+    payload: bytes,
+    *,
+    headers: tuple[str, str] = ("X-Jingsu-Timestamp", "X-Jingsu-Signature"),
+) -> None:
+    """Raise ``SandboxError(401, "bad_signature" | "stale_timestamp")`` unless a timestamped request is signed and
+    fresh (within ``max_skew`` seconds). The signature is checked first, so an unsigned caller learns nothing about
+    our clock. ``headers`` names the timestamp and signature headers in the messages."""
+    timestamp_header, signature_header = headers
+    if not timestamp or not signature or not timestamp.isascii() or not timestamp.isdigit():
+        raise SandboxError(401, "bad_signature", f"{timestamp_header} and {signature_header} are required")
+    if not signature_matches(key, timestamp.encode("ascii") + b"." + payload, signature):
+        raise SandboxError(401, "bad_signature", f"{signature_header} does not verify")
+    if abs(time.time() - int(timestamp)) > max_skew:
+        raise SandboxError(401, "stale_timestamp", f"{timestamp_header} is more than {max_skew} s from our clock")
+
+
+# --- callbacks ------------------------------------------------------------------------------------------------------
+
+
+def deliver(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """POST a callback; the attempt as recorded: ``at``, ``status_code`` (None on failure) and ``error``."""
+    attempt: dict[str, Any] = {"at": utc_now(), "status_code": None, "error": None}
+    try:
+        # trust_env=False: Jingsu is local in every sandbox setup; a proxy from the environment would get in the way
+        with httpx.Client(timeout=CALLBACK_TIMEOUT_S, trust_env=False) as client:
+            response = client.post(url, content=body, headers={"Content-Type": JSON_UTF8, **headers})
+        attempt["status_code"] = response.status_code
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        attempt["error"] = f"{type(exc).__name__}: {exc}"
+    return attempt
+
+
+# --- state ----------------------------------------------------------------------------------------------------------
+
+
+def save_state(path: Path | None, key: str, records: Iterable[Any]) -> None:
+    """Write ``{"version": …, key: [asdict(r) …]}`` to ``path`` atomically (a temporary file, fsync, rename);
+    nothing when ``path`` is ``None`` (a sandbox kept in memory)."""
+    if path is None:
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump({"version": STATE_VERSION, key: [asdict(r) for r in records]}, out, ensure_ascii=False, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
+
+
+def load_state(path: Path, key: str, record: Callable[..., T]) -> list[T]:
+    """The records ``save_state`` wrote under ``key``, each built by ``record(**fields)``; ``ValueError`` naming the
+    file when it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown state version {data.get('version')!r}")
+        records = data[key]
+        if not isinstance(records, list):
+            raise ValueError(f"{key} is not a list")
+        return [record(**r) for r in records]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"cannot read the state file {path}: {exc}") from exc
+
+
+# --- web ------------------------------------------------------------------------------------------------------------
+
+
+def base_app(name: str, max_content_length: int) -> Flask:
+    """A sandbox's Flask app with what every sandbox answers: ``GET /healthz`` with ``{"status": "ok", "pid": …}``
+    (the pid lets the launcher tell its own process from another one already on the port) and HTTP errors as
+    ``{"code", "detail"}``. The sandbox adds its own ``SandboxError`` handler and routes."""
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = max_content_length
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return json_response({"code": code, "detail": exc.description or ""}, exc.code or 500)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok", "pid": os.getpid()})
+
+    return app
+
+
+def error_json(exc: SandboxError) -> Response:
+    """A ``SandboxError`` as the contracts answer it: ``{"code", "detail"}`` with its status."""
+    return json_response({"code": exc.code, "detail": exc.detail}, exc.status)
+
+
+class CallbackLog(Protocol):
+    """A sandbox's callbacks: delivered again on request, every attempt listed (``SandboxError(404)`` if unknown)."""
+
+    def resend(self, item_id: str, /) -> int | None: ...
+
+    def attempts(self, item_id: str, /) -> list[dict[str, Any]]: ...
+
+
+def callback_routes(
+    app: Flask, collection: str, log: CallbackLog, signed_path: Callable[[str, str, str], None]
+) -> None:
+    """The operator's routes every calling-back sandbox has, both signed like any request of the contract:
+    ``POST <collection>/<id>/callbacks`` delivers the last callback again (``{"delivered": <status or null>}``) and
+    ``GET <collection>/<id>/callbacks`` lists the delivery attempts, oldest first."""
+
+    @app.post(f"{collection}/<item_id>/callbacks")
+    def resend_callback(item_id: str) -> Response:
+        signed_path("POST", item_id, "/callbacks")
+        return json_response({"delivered": log.resend(item_id)})
+
+    @app.get(f"{collection}/<item_id>/callbacks")
+    def callback_attempts(item_id: str) -> Response:
+        signed_path("GET", item_id, "/callbacks")
+        return json_response(log.attempts(item_id))
+
+
+def page_template(title_suffix: str, banner: str, max_width: str, css: str, body: str) -> str:
+    """A sandbox's Jinja page: the common head, style and banner around its own ``css`` and ``body``."""
+    return (
+        """<!doctype html>
+<html lang="ko">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · """
+        + title_suffix
+        + """</title>
+<style>
+ body { font-family: system-ui, "Apple SD Gothic Neo", "Noto Sans KR", sans-serif; margin: 0; background: #f4f5f7; }
+ main { max-width: """
+        + max_width
+        + """; margin: 0 auto; padding: 1.5rem 1rem; }
+ .sandbox { display: inline-block; background: #fff3cd; color: #7a5b00; border-radius: .3rem; padding: .1rem .5rem;
+   font-size: .8rem; }
+"""
+        + css
+        + """</style>
+</head>
+<body>
+<main>
+<p class="sandbox">"""
+        + banner
+        + """</p>
+<h1>{{ title }}</h1>
+"""
+        + body
+        + """</main>
+</body>
+</html>
+"""
+    )
+
+
+# --- process --------------------------------------------------------------------------------------------------------
+
+
+def hex_secret(what: str) -> Callable[[str], bytes]:
+    """An argparse type: a hex secret (``what`` names it in errors: "the key", "the secret")."""
+
+    def parse(value: str) -> bytes:
+        try:
+            key = bytes.fromhex(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{what} must be hex") from exc
+        if not key:
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return key
+
+    return parse
+
+
+def arg_parser(name: str, description: str, port: int) -> argparse.ArgumentParser:
+    """The options every sandbox takes (``--host``, ``--port``); the sandbox adds its key and its own."""
+    parser = argparse.ArgumentParser(prog=f"python -m sandboxes.{name}", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free port (printed)")
+    return parser
+
+
+def serve(app: Flask, host: str, port: int, name: str, on_stop: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` until interrupted; prints ``<name> sandbox on http://host:port`` once it is listening.
+
+    make_server is the threaded server run_simple builds; making it ourselves lets the line be printed only once the
+    socket is bound and listening (and name the real port for ``--port 0``).
+    """
+    server = make_server(host, port, app, threaded=True)
+    print(f"{name} sandbox on http://{host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if on_stop is not None:
+            on_stop()
+        server.server_close()
