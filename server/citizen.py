@@ -44,7 +44,7 @@ from models.jurisdictions import Jurisdiction
 from printing.a4 import render_documents_pdf
 from printing.documents import Allocation, Authority, PaymentInfo, Receipt
 from protocol.masking import mask_name
-from server import links
+from server import wiring
 from server.pages import PageView, verified_view
 from server.runtime import runtime, unit_of_work
 
@@ -175,8 +175,8 @@ def receipt(notice_no: str) -> Response:
 
 def _payment_info(session: Session, view: PageView, notice: notice_ops.Notice) -> PaymentInfo:
     # the receipt names how the notice is paid: its payment number, virtual account and the link the citizen used
-    link = f"{runtime().config.pay_base_url}/p/{view.notice_no}?{urlencode(view.signed)}"
-    return links.payment_info(session, notice, qr_text=link)
+    links = wiring.payment_links(runtime())
+    return links.info(session, notice, qr_text=links.page_url(view.notice_no, urlencode(view.signed)))
 
 
 @bp.get("/p/<notice_no>/receipt.pdf")

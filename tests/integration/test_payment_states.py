@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from models import ledger, notices, payments
 from models.base import Actor
 from server.adapters.gateway import HttpGateway, start_sandbox, stop_sandbox
-from server.payments_web import settle, sweep_payments
+from services.payments import settle, sweep_payments
 from tests.conftest import free_port
 from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
 
