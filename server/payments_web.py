@@ -106,11 +106,7 @@ class GatewayCallback(MethodView):
     def post(self, gateway_name: str) -> dict[str, Any]:
         """Server-to-server notification from the payment gateway; verified with the gateway before posting."""
         rt = runtime()
-        if gateway_name != rt.config.gateway_name:
-            raise ApiError(404, "not_found", "no such payment gateway")
-        raw, client = request.get_data(cache=True), gateway()
-        if not client.verify_callback(raw, request.headers.get("X-Gateway-Signature")):
-            raise ApiError(401, "signature_invalid", "the callback's signature does not verify")
+        client, raw = _verified(gateway_name)
         body, txn_id = _callback_body()
         actor = Actor(address=request.remote_addr, label=f"gateway:{gateway_name}")
         try:
@@ -122,6 +118,16 @@ class GatewayCallback(MethodView):
         except GatewayError:
             raise ApiError(503, "gateway_unavailable", "the gateway could not confirm the payment; retry") from None
         return {"result": result, "txn_id": txn_id}
+
+
+def _verified(gateway_name: str) -> tuple[HttpGateway, bytes]:
+    """The gateway the callback names (404 if not ours) and the raw body, its signature checked (401)."""
+    if gateway_name != runtime().config.gateway_name:
+        raise ApiError(404, "not_found", "no such payment gateway")
+    raw, client = request.get_data(cache=True), gateway()
+    if not client.verify_callback(raw, request.headers.get("X-Gateway-Signature")):
+        raise ApiError(401, "signature_invalid", "the callback's signature does not verify")
+    return client, raw
 
 
 def _callback_body() -> tuple[dict[str, Any], str]:
