@@ -17,6 +17,7 @@ from models.base import Actor, Scope
 from models.errors import DomainError
 from server import wiring
 from server.runtime import Runtime, runtime
+from server.worker import run_forever, run_once
 from services import jobs, mailing
 from services.uow import transactions
 
@@ -84,8 +85,6 @@ def worker_command(app: Flask) -> None:
     @click.option("--job", "names", multiple=True, help="only these jobs (repeatable)")
     def worker(once: bool, names: tuple[str, ...]) -> None:
         """Run the periodic jobs (suspense sweep, feed compaction …); one worker leads, others stand by."""
-        from server.worker import run_forever, run_once
-
         unknown = set(names) - {job.name for job in jobs.JOBS}
         if unknown:
             raise click.BadParameter(f"no such job: {', '.join(sorted(unknown))}", param_hint="--job")
