@@ -42,7 +42,7 @@ def mailroom(rt: Runtime, transaction: Transactions | None = None) -> Mailroom:
         clock=rt.clock,
         cipher=rt.cipher,
         links=payment_links(rt),
-        postal=postal.from_config(rt.config),
+        postal=lambda: postal.from_config(rt.config),
         directory=rt.config.var_dir / "print-runs",
     )
 

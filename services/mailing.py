@@ -72,7 +72,7 @@ class Mailroom:
     clock: Clock
     cipher: PiiCipher
     links: PaymentLinks
-    postal: PostalService
+    postal: Callable[[], PostalService]  # built when a run is rendered
     directory: Path
 
     def run_dir(self, run_id: int) -> Path:
@@ -222,7 +222,7 @@ def finish_run(room: Mailroom, run_id: int, *, progress: Progress | None = None)
 
     ``progress(n)`` after the n-th document. On any error the run is ``failed``, its documents are given back and
     its files removed; the error is raised again."""
-    service = room.postal
+    service = room.postal()
     directory = room.run_dir(run_id)
     try:
         with room.transaction() as session:

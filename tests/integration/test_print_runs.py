@@ -269,7 +269,7 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
         def submit(self, manifest_path: Path, pdf_path: Path) -> str:
             raise PostalRefused("closed for the holiday")
 
-    room = dataclasses.replace(mailroom(app), postal=Refusing())
+    room = dataclasses.replace(mailroom(app), postal=Refusing)
     claimed = mailing.start_run(room, print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
     with pytest.raises(PostalRefused):
         mailing.finish_run(room, claimed.id)
@@ -427,8 +427,10 @@ def test_a_job_and_a_print_run_run_through_the_services_with_no_flask_app_at_all
     [outcome] = jobs.run_once(lookups, transactions(sessions), lambda: LOOKED_UP, inputs)
 
     assert outcome.ok and "2 사전통지 sent" in outcome.summary, outcome.summary
-    room = mailing.Mailroom(transactions(sessions), lambda: LOOKED_UP, CIPHER, links,
-                            SandboxPostal(config.var_dir / "postal"), config.var_dir / "print-runs")  # fmt: skip
+    post = SandboxPostal(config.var_dir / "postal")
+    room = mailing.Mailroom(
+        transactions(sessions), lambda: LOOKED_UP, CIPHER, links, lambda: post, config.var_dir / "print-runs"
+    )
     done = mailing.print_run(room, print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
 
     assert (done.status, done.documents) == ("printed", 2)
