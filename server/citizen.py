@@ -44,7 +44,7 @@ from models.jurisdictions import Jurisdiction
 from printing.a4 import render_documents_pdf
 from printing.documents import Allocation, Authority, PaymentInfo, Receipt
 from protocol.masking import mask_name
-from server import links
+from server import wiring
 from server.pages import PageView, verified_view
 from server.runtime import runtime, unit_of_work
 
@@ -149,19 +149,24 @@ def _txn_id() -> str | None:
     return None
 
 
+def _verified_receipt(session: Session, notice_no: str) -> tuple[PageView, ReceiptView] | Response:
+    """The signed link checked, then the receipt it asks for (``txn_id``, else the latest); or an error page."""
+    view = verified_view(session, notice_no, request.args)
+    if isinstance(view, Response):
+        return view
+    shown = _receipt(session, view, _txn_id())
+    return shown if isinstance(shown, Response) else (view, shown)
+
+
 @bp.get("/p/<notice_no>/receipt")
 def receipt(notice_no: str) -> Response:
     """영수증: one posted payment of this notice, its allocation per head and the balance it left."""
     with unit_of_work() as session:
-        view = verified_view(session, notice_no, request.args)
-        if isinstance(view, Response):
-            return view
-        shown = _receipt(session, view, _txn_id())
-        if isinstance(shown, Response):
-            return shown
-        query = dict(view.signed)
-        if _txn_id():
-            query["txn_id"] = _txn_id() or ""
+        found = _verified_receipt(session, notice_no)
+        if isinstance(found, Response):
+            return found
+        view, shown = found
+        query = dict(view.signed) | ({"txn_id": _txn_id() or ""} if _txn_id() else {})
         html = render_template(
             "receipt.html",
             v=view,
@@ -175,36 +180,30 @@ def receipt(notice_no: str) -> Response:
 
 def _payment_info(session: Session, view: PageView, notice: notice_ops.Notice) -> PaymentInfo:
     # the receipt names how the notice is paid: its payment number, virtual account and the link the citizen used
-    link = f"{runtime().config.pay_base_url}/p/{view.notice_no}?{urlencode(view.signed)}"
-    return links.payment_info(session, notice, qr_text=link)
+    links = wiring.payment_links(runtime())
+    return links.info(session, notice, qr_text=links.page_url(view.notice_no, urlencode(view.signed)))
 
 
-@bp.get("/p/<notice_no>/receipt.pdf")
-def receipt_pdf(notice_no: str) -> Response:
-    """The receipt as an A4 PDF (printing's ``Receipt``), the payer's name masked."""
-    with unit_of_work() as session:
-        view = verified_view(session, notice_no, request.args)
-        if isinstance(view, Response):
-            return view
-        shown = _receipt(session, view, _txn_id())
-        if isinstance(shown, Response):
-            return shown
-        notice = notice_ops.find_notice(session, notice_no)
-        assert notice is not None
-        document = Receipt(
-            receipt_no=shown.receipt_no,
-            authority=Authority(name=shown.office, address=shown.office_address),
-            payer_name=shown.payer,
-            notice_no=notice_no,
-            revenue_item=shown.revenue_item,
-            paid_at=shown.paid_at,
-            method=shown.method,
-            amount_paid=shown.amount,
-            allocations=tuple(Allocation(head=head, amount=amount) for head, amount in shown.allocations),
-            balance=max(shown.balance_after, 0),
-            payment=_payment_info(session, view, notice),
-        )
-    data = render_documents_pdf([document])
+def _receipt_document(session: Session, view: PageView, shown: ReceiptView) -> Receipt:
+    """The receipt as printing's ``Receipt`` (the payer's name already masked)."""
+    notice = notice_ops.find_notice(session, view.notice_no)
+    assert notice is not None
+    return Receipt(
+        receipt_no=shown.receipt_no,
+        authority=Authority(name=shown.office, address=shown.office_address),
+        payer_name=shown.payer,
+        notice_no=view.notice_no,
+        revenue_item=shown.revenue_item,
+        paid_at=shown.paid_at,
+        method=shown.method,
+        amount_paid=shown.amount,
+        allocations=tuple(Allocation(head=head, amount=amount) for head, amount in shown.allocations),
+        balance=max(shown.balance_after, 0),
+        payment=_payment_info(session, view, notice),
+    )
+
+
+def _pdf_download(data: bytes, notice_no: str) -> Response:
     ascii_name = f"receipt-{notice_no}.pdf"
     korean_name = quote(f"영수증-{notice_no}.pdf")
     return Response(
@@ -215,6 +214,17 @@ def receipt_pdf(notice_no: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+@bp.get("/p/<notice_no>/receipt.pdf")
+def receipt_pdf(notice_no: str) -> Response:
+    """The receipt as an A4 PDF (printing's ``Receipt``), the payer's name masked."""
+    with unit_of_work() as session:
+        found = _verified_receipt(session, notice_no)
+        if isinstance(found, Response):
+            return found
+        document = _receipt_document(session, *found)
+    return _pdf_download(render_documents_pdf([document]), notice_no)
 
 
 # --- the opinion form -------------------------------------------------------------------------------------------
@@ -316,44 +326,51 @@ def submit_opinion(notice_no: str) -> Response:
 
 
 def _submit_opinion(notice_no: str) -> Response:
-    rt = runtime()
-    now = rt.clock()
+    now = runtime().clock()
     with unit_of_work() as session:
         view = verified_view(session, notice_no, request.form)
         if isinstance(view, Response):
             return view
-        tokens = request.form.getlist("t")
-        signature = view.signed["s"]
-        if (
-            not _same_origin()
-            or len(tokens) != 1
-            or not token_ok(tokens[0], notice_no, signature, int(now.timestamp()))
-        ):
-            return _page(
-                403,
-                "요청을 확인할 수 없습니다",
-                "의견 제출 화면이 만료되었거나 올바르지 않습니다. 고지서에서 다시 열어 주세요.",
-            )
+        if not _form_ok(view, int(now.timestamp())):
+            return _page(403, "요청을 확인할 수 없습니다",
+                         "의견 제출 화면이 만료되었거나 올바르지 않습니다. 고지서에서 다시 열어 주세요.")  # fmt: skip
         state = _opinion_state(session, view)
         if not state.open:
             return _opinion_form(view, state, 409)
-        summary = (request.form.get("summary") or "").replace("\r\n", "\n").strip()
-        phone = (request.form.get("phone") or "").strip()
-        problems = {}
-        if not summary:
-            problems["summary"] = "의견 내용을 입력해 주세요."
-        elif len(summary) > SUMMARY_MAX:
-            problems["summary"] = f"의견은 {SUMMARY_MAX:,}자 이내로 입력해 주세요."
-        if phone and not _PHONE.fullmatch(phone):
-            problems["phone"] = "전화번호 형식이 올바르지 않습니다 (예: 010-0000-0000)."
+        summary, phone, problems = _opinion_fields()
         if problems:
             return _opinion_form(view, state, 422, problems=problems, summary=summary, phone=phone)
-        notice = notice_ops.find_notice(session, notice_no, for_update=True)
-        assert notice is not None
-        case = fines.case_of(session, notice, now)
-        # DESIGN §7: the contact phone is kept only sealed (AES-GCM, bound to the notice number), never in clear
-        sealed = rt.cipher.seal_text({"phone": phone.replace("-", "")}, context=notice_no.encode()) if phone else None
-        cmd = fines.SubmitOpinion(summary, "electronic", "citizen", None, sealed)
-        fines.submit_opinion(session, case, notice, cmd, Actor(address=request.remote_addr, label="citizen:qr"), now)
+        _record_opinion(session, notice_no, summary, phone, now)
         html = render_template("opinion_done.html", v=view, back=f"/p/{notice_no}?{urlencode(view.signed)}")
     return Response(html, mimetype="text/html")
+
+
+def _form_ok(view: PageView, now: int) -> bool:
+    """Our own form, rendered lately for this notice and link: same origin and one fresh token."""
+    tokens = request.form.getlist("t")
+    return _same_origin() and len(tokens) == 1 and token_ok(tokens[0], view.notice_no, view.signed["s"], now)
+
+
+def _opinion_fields() -> tuple[str, str, dict[str, str]]:
+    """The form's summary and phone, and what is wrong with them (field → message, in Korean)."""
+    summary = (request.form.get("summary") or "").replace("\r\n", "\n").strip()
+    phone = (request.form.get("phone") or "").strip()
+    problems = {}
+    if not summary:
+        problems["summary"] = "의견 내용을 입력해 주세요."
+    elif len(summary) > SUMMARY_MAX:
+        problems["summary"] = f"의견은 {SUMMARY_MAX:,}자 이내로 입력해 주세요."
+    if phone and not _PHONE.fullmatch(phone):
+        problems["phone"] = "전화번호 형식이 올바르지 않습니다 (예: 010-0000-0000)."
+    return summary, phone, problems
+
+
+def _record_opinion(session: Session, notice_no: str, summary: str, phone: str, now: datetime) -> None:
+    notice = notice_ops.find_notice(session, notice_no, for_update=True)
+    assert notice is not None
+    case = fines.case_of(session, notice, now)
+    # DESIGN §7: the contact phone is kept only sealed (AES-GCM, bound to the notice number), never in clear
+    cipher = runtime().cipher
+    sealed = cipher.seal_text({"phone": phone.replace("-", "")}, context=notice_no.encode()) if phone else None
+    cmd = fines.SubmitOpinion(summary, "electronic", "citizen", None, sealed)
+    fines.submit_opinion(session, case, notice, cmd, Actor(address=request.remote_addr, label="citizen:qr"), now)

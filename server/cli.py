@@ -1,43 +1,60 @@
-"""Maintenance commands: ``flask --app wsgi <command>``."""
+"""Maintenance commands: ``flask --app wsgi <command>``.
+
+The commands run without an app context: each takes the app's ``Runtime`` (``_runtime``) and builds what the
+services need from its configuration (``server.wiring``), as the worker does.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo
 
-from server.runtime import runtime, unit_of_work
+from models import print_runs
+from models.base import Actor, Scope
+from models.errors import DomainError
+from server import wiring
+from server.runtime import Runtime, runtime
+from server.worker import run_forever, run_once
+from services import jobs, mailing
+from services.uow import transactions
+
+
+def _runtime() -> Runtime:
+    """The runtime of the app the command was started for (``--app``), without pushing its context."""
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    found: Runtime = app.extensions["jingsu"]
+    return found
 
 
 def register(app: Flask) -> None:
-    @app.cli.command("migrate")
+    @app.cli.command("migrate", with_appcontext=False)
     def migrate() -> None:
         """Upgrade the database to the newest migration."""
         from models.migrate import upgrade
 
-        upgrade(runtime().config.database_url)
+        upgrade(_runtime().config.database_url)
         click.echo("migrated to head")
 
-    @app.cli.command("demo")
+    @app.cli.command("demo", with_appcontext=False)
     def demo() -> None:
         """Load the demo data (idempotent) and print fresh enrollment codes of the demo devices."""
-        for line in load_demo_and_describe():
+        for line in load_demo_and_describe(_runtime()):
             click.echo(line)
 
-    @app.cli.command("bump-epoch")
+    @app.cli.command("bump-epoch", with_appcontext=False)
     def bump_epoch() -> None:
         """Start a new sync epoch (after a restore): every device must push, then refetch its scope."""
         from models.server_state import bump_epoch as bump
 
-        with unit_of_work() as session:
+        with transactions(_runtime().sessions)() as session:
             epoch = bump(session)
         click.echo(f"sync epoch is now {epoch}")
 
     compact_feed_command(app)
     worker_command(app)
-    from server.print_runs import print_run_command
-
     print_run_command(app)
     from server.api.treasury import treasury_command
 
@@ -45,19 +62,16 @@ def register(app: Flask) -> None:
 
 
 def compact_feed_command(app: Flask) -> None:
-    @app.cli.command("compact-feed")
+    @app.cli.command("compact-feed", with_appcontext=False)
     def compact_feed() -> None:
         """Remove replaced changes and old tombstones from the device feed; raise the feed floor past them."""
         from models.feed import compact
 
-        rt = runtime()
-        c = rt.config
-        with unit_of_work() as session:
+        rt = _runtime()
+        settings = wiring.job_inputs(rt).settings
+        with transactions(rt.sessions)() as session:
             done = compact(
-                session,
-                rt.clock(),
-                tombstone_age=timedelta(days=c.tombstone_days),
-                superseded_age=timedelta(days=c.superseded_days),
+                session, rt.clock(), tombstone_age=settings.tombstone_age, superseded_age=settings.superseded_age
             )
         click.echo(f"{'removed':<22} {'rows':>10}")
         click.echo(f"{'replaced changes':<22} {done.superseded:>10,}")
@@ -66,20 +80,18 @@ def compact_feed_command(app: Flask) -> None:
 
 
 def worker_command(app: Flask) -> None:
-    @app.cli.command("worker")
+    @app.cli.command("worker", with_appcontext=False)
     @click.option("--once", is_flag=True, help="run every job once, print what each did, and exit")
     @click.option("--job", "names", multiple=True, help="only these jobs (repeatable)")
     def worker(once: bool, names: tuple[str, ...]) -> None:
         """Run the periodic jobs (suspense sweep, feed compaction …); one worker leads, others stand by."""
-        from server.worker import JOBS, run_forever, run_once, table
-
-        unknown = set(names) - {job.name for job in JOBS}
+        unknown = set(names) - {job.name for job in jobs.JOBS}
         if unknown:
             raise click.BadParameter(f"no such job: {', '.join(sorted(unknown))}", param_hint="--job")
-        jobs = [job for job in JOBS if not names or job.name in names]
+        chosen = [job for job in jobs.JOBS if not names or job.name in names]
         if once:
-            outcomes = run_once(jobs)
-            for line in table(outcomes):
+            outcomes = run_once(_runtime(), chosen)
+            for line in jobs.table(outcomes):
                 click.echo(line)
             if not all(o.ok for o in outcomes):
                 raise SystemExit(1)
@@ -87,15 +99,55 @@ def worker_command(app: Flask) -> None:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        run_forever(jobs)
+        run_forever(_runtime(), chosen)
 
 
-def load_demo_and_describe() -> list[str]:
-    """Load demo data in one transaction; the lines to print (logins and enrollment codes)."""
+def print_run_command(app: Flask) -> None:
+    @app.cli.command("print-run", with_appcontext=False)
+    @click.option("--kind", required=True, type=click.Choice(print_runs.KINDS), help="which documents")
+    @click.option("--jurisdiction", required=True, help="5-digit jurisdiction code, e.g. 11110")
+    @click.option("--from", "issued_from", type=click.DateTime(["%Y-%m-%d"]), help="issued on or after (YYYY-MM-DD)")
+    @click.option("--to", "issued_to", type=click.DateTime(["%Y-%m-%d"]), help="issued on or before (YYYY-MM-DD)")
+    @click.option("--limit", type=click.IntRange(1, print_runs.MAX_RUN), help="at most this many documents")
+    def print_run_cli(
+        kind: str, jurisdiction: str, issued_from: datetime | None, issued_to: datetime | None, limit: int | None
+    ) -> None:
+        """Print the mailed documents no run has printed yet into one PDF and an e-그린우편 manifest."""
+        selection = print_runs.PrintSelection(
+            kind=kind,
+            jurisdiction=jurisdiction,
+            issued_from=issued_from.date() if issued_from else None,
+            issued_to=issued_to.date() if issued_to else None,
+            limit=limit,
+        )
+        room = wiring.mailroom(_runtime())
+        try:
+            run = mailing.start_run(room, selection, Scope.everything(), Actor(label="cli:print-run"))
+            if run.status == print_runs.CLAIMED:
+                with click.progressbar(length=run.documents, label=f"print run {run.id}") as bar:
+                    done = 0
+
+                    def advance(n: int) -> None:
+                        nonlocal done
+                        bar.update(n - done)
+                        done = n
+
+                    run = mailing.finish_run(room, run.id, progress=advance)
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+        for line in mailing.run_table(run):
+            click.echo(line)
+
+
+def load_demo_and_describe(rt: Runtime | None = None) -> list[str]:
+    """Load demo data in one transaction; the lines to print (logins and enrollment codes). ``rt``: the app's
+    runtime (default: the current app's)."""
+    from datetime import timedelta
+
     from models.demo import DEMO_DISTRICTS, load_demo
 
-    rt = runtime()
-    with unit_of_work() as session:
+    rt = rt or runtime()
+    with transactions(rt.sessions)() as session:
         devices = load_demo(
             session,
             password=rt.config.demo_password,

@@ -25,8 +25,9 @@ from models import notices as notice_ops
 from models.catalog import ViolationCode
 from models.jurisdictions import Jurisdiction
 from models.rules.rows import HARDSHIP_REDUCTION
+from printing.documents import PaymentInfo
 from protocol.masking import mask_plate
-from server import links
+from server import wiring
 from server.runtime import runtime, unit_of_work
 
 bp = Blueprint("pages", __name__)
@@ -239,31 +240,37 @@ def hardship_percent(session: Session, on: date) -> str | None:
     return f"{(max(rates) * 100).normalize():f}"
 
 
+def _transfer(session: Session, view: PageView) -> PaymentInfo | None:
+    """가상계좌 and 전자납부번호 (pay by bank transfer or at any bank) of a synced, payable notice; None when it has no
+    receivable or no device key (the page still offers the QR payment)."""
+    if not (view.synced and view.payable):
+        return None
+    notice = notice_ops.find_notice(session, view.notice_no)
+    assert notice is not None
+    links = wiring.payment_links(runtime())
+    try:  # the link was just verified: the device's keys are not opened again
+        return links.info(session, notice, qr_text=links.page_url(view.notice_no, urlencode(view.signed)))
+    except LookupError:
+        return None
+
+
 @bp.get("/p/<notice_no>")
 def landing(notice_no: str) -> Response:
     """The page a notice's QR opens: what the violation is and what is due today, line by line from the ledger,
     with a pay button."""
+    today = protocol.seoul_date(runtime().clock())
     with unit_of_work() as session:
         view = verified_view(session, notice_no, request.args)
         if isinstance(view, Response):
             return view
-        transfer = None
-        if view.synced and view.payable:  # 가상계좌 and 전자납부번호: pay by bank transfer or at any bank
-            notice = notice_ops.find_notice(session, notice_no)
-            assert notice is not None
-            try:
-                link = f"{runtime().config.pay_base_url}/p/{notice_no}?{urlencode(view.signed)}"
-                transfer = links.payment_info(session, notice, qr_text=link)  # the link was just verified
-            except LookupError:  # no receivable or no device key: the page still offers the QR payment
-                transfer = None
         html = render_template(
             "notice.html",
             v=view,
-            transfer=transfer,
-            hardship_percent=hardship_percent(session, protocol.seoul_date(runtime().clock())),
+            transfer=_transfer(session, view),
+            hardship_percent=hardship_percent(session, today),
             lines=breakdown(session, view),
             query=urlencode(view.signed),
-            today=protocol.seoul_date(runtime().clock()),
+            today=today,
         )
     return Response(html, status=200, mimetype="text/html")
 

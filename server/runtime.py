@@ -23,10 +23,9 @@ from adapters.registry import HttpRegistry, VehicleRegistry
 from adapters.watermarks import FileWatermarks
 from models.base import Clock, utcnow
 from models.crypto import PiiCipher
-from models.devices import AFTER_COMMIT
-from models.errors import DomainError
 from models.users import LockoutPolicy
 from server.config import Config
+from services.uow import committing
 from sync.changes import PullSettings
 from sync.reconcile import SyncSettings
 
@@ -127,27 +126,12 @@ def runtime() -> Runtime:
 
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
-    """One transaction: committed on success, rolled back on error (a domain error may ask to keep its changes,
-    e.g. a failed sign-in's counter)."""
+    """One transaction: committed on success, rolled back on error (``services.uow.committing``)."""
     # a device route's check already opened the request's transaction (``server.auth.device``): continue it
     session = g.pop("request_session", None) or runtime().sessions()
     g.session = session
     try:
-        yield session
-        session.commit()
-        for callback in session.info.pop(AFTER_COMMIT, []):
-            callback()
-    except DomainError as exc:
-        if exc.extra.get("keep_changes"):
-            session.commit()
-            for callback in session.info.pop(AFTER_COMMIT, []):
-                callback()
-        else:
-            session.rollback()
-        raise
-    except BaseException:
-        session.rollback()
-        raise
+        with committing(session):
+            yield session
     finally:
-        session.close()
         g.pop("session", None)

@@ -126,7 +126,7 @@ def propose_imposition(session: Session, jurisdiction: str, actor: Actor, now: d
 
 @dataclass(frozen=True)
 class BatchDocument:
-    """What goes to e-approval (``server.adapters.approval.ApprovalRequest`` fields)."""
+    """What goes to e-approval (``adapters.approval.ApprovalRequest`` fields)."""
 
     title: str
     document_type: str

@@ -1,4 +1,4 @@
-"""What the fine operations need of the adapters (``server.adapters`` implements them; ``models`` never imports
+"""What the fine operations need of the adapters (``adapters`` implements them; ``models`` never imports
 ``server``): the vehicle registry and an e-approval decision.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Protocol
 
-# --- adapters the operations need (server.adapters implements them; models never imports server) --------------------
+# --- adapters the operations need (adapters implements them; models never imports server) --------------------
 
 
 class RegistryAddress(Protocol):
@@ -20,7 +20,7 @@ class RegistryAddress(Protocol):
 
 
 class RegistryOwner(Protocol):
-    """An owner as the registry answered (``server.adapters.registry.Owner``)."""
+    """An owner as the registry answered (``adapters.registry.Owner``)."""
 
     @property
     def kind(self) -> str: ...
@@ -37,7 +37,7 @@ class RegistryOwner(Protocol):
 
 
 class OwnerRegistry(Protocol):
-    """The vehicle registry as ``lookup_owners`` uses it (``server.adapters.registry.VehicleRegistry``)."""
+    """The vehicle registry as ``lookup_owners`` uses it (``adapters.registry.VehicleRegistry``)."""
 
     @property
     def name(self) -> str: ...
@@ -46,7 +46,7 @@ class OwnerRegistry(Protocol):
 
 
 class Decision(Protocol):
-    """An e-approval decision as the service confirmed it (``server.adapters.approval.ApprovalDecision``)."""
+    """An e-approval decision as the service confirmed it (``adapters.approval.ApprovalDecision``)."""
 
     @property
     def submission_id(self) -> str: ...

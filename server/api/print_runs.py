@@ -1,4 +1,4 @@
-"""Back office, ``/api/v1/print-runs``: bulk print runs of mailed documents (issue 6; ``server.print_runs``).
+"""Back office, ``/api/v1/print-runs``: bulk print runs of mailed documents (issue 6; ``services.mailing``).
 
 - ``POST /print-runs`` ``{"kind", "jurisdiction"?, "issued_from"?, "issued_to"?, "limit"?}``: take every document of
   the selection no run has printed yet and print them now into one PDF and an e-그린우편 manifest handed to the
@@ -26,10 +26,10 @@ from marshmallow import Schema, fields, validate
 
 from models import print_runs
 from models.errors import Conflict, NotFound
-from server import auth
-from server import print_runs as runner
+from server import auth, wiring
 from server.api.schemas import JURISDICTION
 from server.runtime import runtime, unit_of_work
+from services import mailing
 from sync.schemas import Text
 
 blp = Blueprint("print_runs", __name__, url_prefix="/api/v1", description="Bulk print runs of mailed documents")
@@ -168,7 +168,7 @@ class PrintRuns(MethodView):
         )
         with unit_of_work() as session:
             scope = auth.scope_of(session, principal)
-        return runner.print_run(selection, scope, principal.actor())
+        return mailing.print_run(wiring.mailroom(runtime(), unit_of_work), selection, scope, principal.actor())
 
 
 @blp.route("/print-runs/<run_id>")

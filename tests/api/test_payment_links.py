@@ -1,5 +1,5 @@
-"""The payment details the server prints on a mailed document (``server.links``): the QR it signs opens the same
-page as the slip's, the payment number names the notice, and the virtual account is the receivable's."""
+"""The payment details the server prints on a mailed document (``services.payment_links``): the QR it signs opens
+the same page as the slip's, the payment number names the notice, and the virtual account is the receivable's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Flask
 
 import protocol
 from models import notices, payment_refs
-from server import links
+from server import wiring
 from server.runtime import unit_of_work
 from tests.support.device import Device, fresh_plate
 
@@ -23,7 +23,7 @@ def test_the_server_signed_link_opens_the_notice_page_and_names_the_account(clie
     with app.test_request_context(), unit_of_work() as session:
         notice = notices.find_notice(session, notice_no)
         assert notice is not None
-        info = links.payment_info(session, notice)
+        info = wiring.payment_links(app.extensions["jingsu"]).info(session, notice)
         receivable = notices.receivable_of(session, notice.id)
         assert receivable is not None
         account = payment_refs.find_account(session, info.account_no)

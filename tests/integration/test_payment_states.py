@@ -17,7 +17,7 @@ from models import ledger, notices, payments
 from models.base import Actor
 from sandboxes.launcher import start_gateway as start_sandbox
 from sandboxes.launcher import stop as stop_sandbox
-from server.payments_web import settle, sweep_payments
+from services.payments import settle, sweep_payments
 from tests.conftest import free_port
 from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
 

@@ -1,4 +1,4 @@
-"""Bulk print runs (models.print_runs, server.print_runs) on PostgreSQL: mailed documents into one PDF and an
+"""Bulk print runs (models.print_runs, services.mailing) on PostgreSQL: mailed documents into one PDF and an
 e-그린우편 manifest, each printed once.
 
 - a run over 40 사전통지서: one page per document, the manifest parses back and matches the PDF page for page, each
@@ -21,22 +21,24 @@ from typing import Any
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
-from flask import Flask
+from flask import Flask, has_app_context
 from sqlalchemy import Connection, create_engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.postal import PostalRefused, parse_manifest
-from models import devices, fines, print_runs
+from adapters.postal import PostalRefused, SandboxPostal, parse_manifest
+from models import devices, fines, payment_refs, print_runs
 from models.base import Actor, Scope
 from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, NotFound
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineDocument
 from models.notices import Notice
 from models.users import User
-from server import create_app, links
-from server import print_runs as runner
+from server import create_app, wiring
 from server.config import Config
 from server.runtime import unit_of_work
+from services import jobs, mailing
+from services.payment_links import LinkSettings, PaymentLinks
+from services.uow import transactions
 from tests.integration.test_fines import CIPHER, CLERK, Maker, kst
 
 ACTOR = Actor(label="clerk-test")
@@ -150,9 +152,13 @@ def session(connection: Connection) -> Iterator[Session]:
         yield s
 
 
+def mailroom(app: Flask) -> mailing.Mailroom:
+    """What a print run needs, from the app's configuration (no app context: the service needs none)."""
+    return wiring.mailroom(app.extensions["jingsu"])
+
+
 def run(app: Flask, kind: str = ADVANCE_NOTICE, **kw: Any) -> print_runs.PrintRun:
-    with app.app_context():
-        return runner.print_run(print_runs.PrintSelection(kind, "11110", **kw), Scope.everything(), ACTOR)
+    return mailing.print_run(mailroom(app), print_runs.PrintSelection(kind, "11110", **kw), Scope.everything(), ACTOR)
 
 
 # --- PDF helpers ----------------------------------------------------------------------------------------------------
@@ -221,7 +227,7 @@ def test_a_run_prints_every_unprinted_advance_notice_into_one_pdf_that_matches_i
     with app.app_context(), unit_of_work() as s:
         for page in (0, 19, 39):
             document, notice = document_of(s, manifest.pieces[page].document_no)
-            assert page_qr_codes(pdf, page) == [links.payment_link(s, notice)]
+            assert page_qr_codes(pdf, page) == [mailroom(app).links.link(s, notice)]
     # each document records its run and when it was printed; the sandbox post kept the manifest
     for piece in manifest.pieces:
         item = print_runs.printing_of(session, int(piece.document_no.rsplit("-", 1)[1]))
@@ -263,10 +269,10 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
         def submit(self, manifest_path: Path, pdf_path: Path) -> str:
             raise PostalRefused("closed for the holiday")
 
-    with app.app_context():
-        claimed = runner.start_run(print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
-        with pytest.raises(PostalRefused):
-            runner.finish_run(claimed.id, postal=Refusing())
+    room = dataclasses.replace(mailroom(app), postal=Refusing)
+    claimed = mailing.start_run(room, print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+    with pytest.raises(PostalRefused):
+        mailing.finish_run(room, claimed.id)
     failed = session.get(print_runs.PrintRun, claimed.id, populate_existing=True)
     assert failed is not None and (failed.status, failed.documents) == ("failed", 0)
     assert "PostalRefused" in (failed.error or "")
@@ -278,8 +284,8 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
 
 def test_a_run_left_claimed_by_a_process_that_died_is_given_back_to_the_next_run(app: Flask, session: Session) -> None:
     advance_noticed(session, 3)
-    with app.app_context():
-        stuck = runner.start_run(print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+    selection = print_runs.PrintSelection(ADVANCE_NOTICE, "11110")
+    stuck = mailing.start_run(mailroom(app), selection, Scope.everything(), ACTOR)
     assert (stuck.status, stuck.documents) == ("claimed", 3)
     assert run(app).documents == 0  # a fresh claim may still be printing: left alone
     row = session.get(print_runs.PrintRun, stuck.id)
@@ -398,3 +404,38 @@ def test_the_print_run_command_shows_progress_then_the_run_as_a_table(app: Flask
     bad = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110",
                                              "--from", "2025-12-02", "--to", "2025-12-01"])  # fmt: skip
     assert bad.exit_code != 0 and "issued_to" in bad.output
+
+
+def test_a_job_and_a_print_run_run_through_the_services_with_no_flask_app_at_all(
+    connection: Connection, session: Session, config: Config
+) -> None:
+    # what the worker and the commands do: sessions, the clock, the cipher, the adapters and the settings passed in
+    made = [maker(session).parking(OBSERVED, plate=f"77가{1000 + i:04d}") for i in range(2)]
+    session.flush()
+    sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    bank = payment_refs.Bank(code=config.va_bank_code, name=config.va_bank_name, prefix=config.va_prefix)
+    links = PaymentLinks(LinkSettings(config.pay_base_url, bank, config.va_account_holder), CIPHER)
+    settings = jobs.JobSettings(timedelta(days=30), timedelta(days=7), timedelta(days=30), "sandbox",
+                                timedelta(minutes=10), timedelta(hours=24))  # fmt: skip
+
+    def no_gateway() -> Any:
+        raise AssertionError("the owner lookups ask no gateway")
+
+    inputs = jobs.JobInputs(settings, CIPHER, registry=FakeRegistry, gateway=no_gateway)
+    lookups = [job for job in jobs.JOBS if job.name == "lookup-owners"]
+
+    [outcome] = jobs.run_once(lookups, transactions(sessions), lambda: LOOKED_UP, inputs)
+
+    assert outcome.ok and "2 사전통지 sent" in outcome.summary, outcome.summary
+    post = SandboxPostal(config.var_dir / "postal")
+    room = mailing.Mailroom(
+        transactions(sessions), lambda: LOOKED_UP, CIPHER, links, lambda: post, config.var_dir / "print-runs"
+    )
+    done = mailing.print_run(room, print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+
+    assert (done.status, done.documents) == ("printed", 2)
+    pages = pdf_pages(Path(done.pdf_path or ""))
+    assert sorted(n.notice_no for n in made) == sorted(
+        next(n.notice_no for n in made if n.notice_no in page) for page in pages
+    )
+    assert not has_app_context()

@@ -14,7 +14,7 @@ from models.base import Actor
 from models.notices import Notice
 from server import create_app
 from server.config import Config
-from server.runtime import runtime
+from server.runtime import Runtime
 from server.worker import _LEADER_LOCK, JOBS, run_forever
 from tests.integration.test_payments import issue, paid  # noqa: F401  (the fixture, and a payment)
 
@@ -57,13 +57,13 @@ def test_worker_refuses_an_unknown_job(connection: Connection, test_config: Conf
 def test_only_one_worker_leads_and_another_takes_over_when_it_stops(clone_db, test_config: Config) -> None:
     url = clone_db()
     app = create_app(test_config.with_overrides(database_url=url))
+    rt: Runtime = app.extensions["jingsu"]
     stop = threading.Event()
     ran: list[str] = []
 
-    def lead() -> None:
-        with app.app_context():
-            jobs = [job for job in JOBS if job.name == "sweep-suspense"]
-            run_forever(jobs, tick=0.05, stop=lambda: bool(ran.append("tick")) or stop.is_set())
+    def lead() -> None:  # no app context: the worker needs none
+        jobs = [job for job in JOBS if job.name == "sweep-suspense"]
+        run_forever(rt, jobs, tick=0.05, stop=lambda: bool(ran.append("tick")) or stop.is_set())
 
     leader = threading.Thread(target=lead)
     leader.start()
@@ -82,7 +82,5 @@ def test_only_one_worker_leads_and_another_takes_over_when_it_stops(clone_db, te
             other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
     finally:
         probe.dispose()
-        with app.app_context():
-            engine = runtime().engine
-            assert engine is not None
-            engine.dispose()
+        assert rt.engine is not None
+        rt.engine.dispose()

@@ -3,10 +3,13 @@ handed to the postal service.
 
 ``start_run`` takes the documents (``models.print_runs.claim_documents``) and commits, so a concurrent run sees them
 taken; ``finish_run`` builds each document from its ``fine_documents`` row (addressee decrypted only here, payment
-details from ``server.links``), streams the pages into ``<var_dir>/print-runs/<run id>/notices.pdf`` while it writes
-``manifest.txt`` line by line, submits both to the postal adapter and records every item's pages and
+details from ``services.payment_links``), streams the pages into ``<var_dir>/print-runs/<run id>/notices.pdf`` while
+it writes ``manifest.txt`` line by line, submits both to the postal adapter and records every item's pages and
 ``printed_at``. Any failure gives the documents back (``release``) and removes the run's files. ``print_run``
 does both; the ``flask --app wsgi print-run`` command shows a progress bar between them.
+
+What a run needs comes in a ``Mailroom`` (transactions, clock, cipher, payment links, the postal service, the
+directory of the runs' files), built by the caller: the API handler, the command, a test.
 
 Memory: documents are built one at a time from chunks of ids, and the PDF goes to a file (``printing.a4`` keeps
 each finished page deflated, ~12 KB a page, until it writes the file); the manifest is written as it goes.
@@ -23,17 +26,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import click
-from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters import postal as postal_adapter
-from adapters.postal import MailPiece, ManifestHeader, ManifestWriter
+from adapters.postal import MailPiece, ManifestHeader, ManifestWriter, PostalService
 from models import print_runs, rules
-from models.base import Actor, Scope
+from models.base import Actor, Clock, Scope
 from models.crypto import PiiCipher
-from models.errors import DomainError
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineCase, FineDocument
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
@@ -41,8 +40,8 @@ from models.rules.rows import HARDSHIP_REDUCTION
 from printing.a4 import write_documents_pdf
 from printing.documents import Addressee, AdvanceNotice, Authority, Facts, ImpositionNotice
 from protocol import seoul_date
-from server import links
-from server.runtime import runtime, unit_of_work
+from services.payment_links import PaymentLinks
+from services.uow import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,22 @@ class Printable:
     document: PrintDocument
     document_no: str
     addressee: Addressee
+
+
+@dataclass(frozen=True)
+class Mailroom:
+    """What a print run needs: transactions to commit in, the clock, the cipher of the addressees, the payment
+    details of each document, the post, and the directory each run's files go under (``<var_dir>/print-runs``)."""
+
+    transaction: Transactions
+    clock: Clock
+    cipher: PiiCipher
+    links: PaymentLinks
+    postal: Callable[[], PostalService]  # built when a run is rendered
+    directory: Path
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.directory / str(run_id)
 
 
 # --- documents from the database ------------------------------------------------------------------------------------
@@ -119,6 +134,7 @@ def hardship_percent(book: rules.RuleBook, on: date, keys: Sequence[str] = ()) -
 
 def build_printable(
     session: Session,
+    links: PaymentLinks,
     document: FineDocument,
     notice: Notice,
     cipher: PiiCipher,
@@ -126,7 +142,7 @@ def build_printable(
     authorities: dict[str, Authority] | None = None,
 ) -> Printable:
     """The printing document of one ``fine_documents`` row (사전통지서 or 부과 고지서) with the notice's payment
-    details (``server.links.payment_info``: payment number, virtual account issued on first use, signed QR).
+    details (``PaymentLinks.info``: payment number, virtual account issued on first use, signed QR).
 
     Raises ``LookupError`` (no addressee, no receivable, no QR key) or ``printing``'s ``InvalidDocumentError``."""
     data = document.data
@@ -136,7 +152,7 @@ def build_printable(
     authority = cache[notice.jurisdiction]
     addressee = addressee_of(document, notice, cipher)
     facts = facts_of(data["facts"])
-    payment = links.payment_info(session, notice)
+    payment = links.info(session, notice)
     document_no = f"{DOCUMENT_PREFIX.get(document.kind, document.kind)}-{document.issued_on.year}-{document.id:08d}"
     printed: PrintDocument
     if document.kind == ADVANCE_NOTICE:
@@ -180,46 +196,36 @@ def build_printable(
     return Printable(printed, document_no, addressee)
 
 
-def printable_of(session: Session, document_id: int, cipher: PiiCipher) -> Printable:
+def printable_of(session: Session, links: PaymentLinks, document_id: int, cipher: PiiCipher) -> Printable:
     """One document by id (a preview, a test)."""
     row = session.execute(
         select(FineDocument, Notice)
         .join(Notice, Notice.id == FineDocument.notice_id)
         .where(FineDocument.id == document_id)
     ).one()
-    return build_printable(session, row[0], row[1], cipher, rules.load_rulebook(session))
+    return build_printable(session, links, row[0], row[1], cipher, rules.load_rulebook(session))
 
 
 # --- running a run --------------------------------------------------------------------------------------------------
 
 
-def run_dir(run_id: int) -> Path:
-    return runtime().config.var_dir / "print-runs" / str(run_id)
-
-
-def start_run(selection: print_runs.PrintSelection, scope: Scope, actor: Actor) -> print_runs.PrintRun:
+def start_run(room: Mailroom, selection: print_runs.PrintSelection, scope: Scope, actor: Actor) -> print_runs.PrintRun:
     """Take the selection's unprinted documents in a run of their own and commit (status ``claimed``, or ``empty``).
 
     Raises ``models.errors.InvalidInput`` / ``NotFound`` for a bad selection."""
-    with unit_of_work() as session:
-        return print_runs.claim_documents(session, selection, scope, actor, runtime().clock())
+    with room.transaction() as session:
+        return print_runs.claim_documents(session, selection, scope, actor, room.clock())
 
 
-def finish_run(
-    run_id: int,
-    *,
-    progress: Progress | None = None,
-    postal: postal_adapter.PostalService | None = None,
-) -> print_runs.PrintRun:
+def finish_run(room: Mailroom, run_id: int, *, progress: Progress | None = None) -> print_runs.PrintRun:
     """Render a claimed run into its PDF and manifest, submit them to the post, record each item printed.
 
     ``progress(n)`` after the n-th document. On any error the run is ``failed``, its documents are given back and
     its files removed; the error is raised again."""
-    rt = runtime()
-    service = postal or rt.postal()
-    directory = run_dir(run_id)
+    service = room.postal()
+    directory = room.run_dir(run_id)
     try:
-        with unit_of_work() as session:
+        with room.transaction() as session:
             run = session.get(print_runs.PrintRun, run_id, with_for_update=True)
             if run is None or run.status != print_runs.CLAIMED:
                 raise LookupError(f"print run {run_id} is not waiting to be printed")
@@ -231,13 +237,13 @@ def finish_run(
                 sender_code=run.jurisdiction,
                 sender_name=authority.name,
                 run_id=run.id,
-                mailed_on=seoul_date(rt.clock()),
+                mailed_on=seoul_date(room.clock()),
                 pieces=len(ids),
                 pdf_name=PDF_NAME,
             )
             placements: list[print_runs.Placement] = []
             with ManifestWriter(manifest_path, header) as manifest, open(pdf_path, "wb") as out:
-                documents = _documents(session, ids, rt.cipher, manifest, placements)
+                documents = _documents(session, room, ids, manifest, placements)
                 pages = write_documents_pdf(documents, out, progress=progress)
             if pages != len(ids) or len(placements) != len(ids):
                 raise RuntimeError(f"rendered {pages} pages for {len(ids)} documents")
@@ -246,7 +252,7 @@ def finish_run(
                 session,
                 run,
                 placements,
-                rt.clock(),
+                room.clock(),
                 pdf_path=str(pdf_path),
                 manifest_path=str(manifest_path),
                 postal_name=service.name,
@@ -257,16 +263,16 @@ def finish_run(
     except BaseException as exc:
         shutil.rmtree(directory, ignore_errors=True)
         # the type and the message only: printing's and the adapter's messages name fields, never values
-        with unit_of_work() as session:
-            print_runs.release(session, run_id, f"{type(exc).__name__}: {exc}", rt.clock())
+        with room.transaction() as session:
+            print_runs.release(session, run_id, f"{type(exc).__name__}: {exc}", room.clock())
         log.warning("print run %s failed and gave its documents back: %s", run_id, type(exc).__name__)
         raise
 
 
 def _documents(
     session: Session,
+    room: Mailroom,
     ids: list[int],
-    cipher: PiiCipher,
     manifest: ManifestWriter,
     placements: list[print_runs.Placement],
 ) -> Iterator[PrintDocument]:
@@ -285,7 +291,7 @@ def _documents(
         by_id = {document.id: (document, notice) for document, notice in rows}
         for document_id in chunk:
             document, notice = by_id[document_id]
-            printable = build_printable(session, document, notice, cipher, book, authorities)
+            printable = build_printable(session, room.links, document, notice, room.cipher, book, authorities)
             seq = len(placements) + 1
             manifest.add(
                 MailPiece(
@@ -306,21 +312,18 @@ def _documents(
 
 
 def print_run(
+    room: Mailroom,
     selection: print_runs.PrintSelection,
     scope: Scope,
     actor: Actor,
     *,
     progress: Progress | None = None,
-    postal: postal_adapter.PostalService | None = None,
 ) -> print_runs.PrintRun:
     """Take and print in one call (the API): the finished run, ``empty`` when nothing was left to print."""
-    run = start_run(selection, scope, actor)
+    run = start_run(room, selection, scope, actor)
     if run.status != print_runs.CLAIMED:
         return run
-    return finish_run(run.id, progress=progress, postal=postal)
-
-
-# --- flask --app wsgi print-run -------------------------------------------------------------------------------------
+    return finish_run(room, run.id, progress=progress)
 
 
 def run_table(run: print_runs.PrintRun) -> list[str]:
@@ -338,40 +341,3 @@ def run_table(run: print_runs.PrintRun) -> list[str]:
     ]
     width = max(len(label) for label, _ in rows)
     return [f"{label:<{width}}  {value}" for label, value in rows]
-
-
-def print_run_command(app: Flask) -> None:
-    @app.cli.command("print-run")
-    @click.option("--kind", required=True, type=click.Choice(print_runs.KINDS), help="which documents")
-    @click.option("--jurisdiction", required=True, help="5-digit jurisdiction code, e.g. 11110")
-    @click.option("--from", "issued_from", type=click.DateTime(["%Y-%m-%d"]), help="issued on or after (YYYY-MM-DD)")
-    @click.option("--to", "issued_to", type=click.DateTime(["%Y-%m-%d"]), help="issued on or before (YYYY-MM-DD)")
-    @click.option("--limit", type=click.IntRange(1, print_runs.MAX_RUN), help="at most this many documents")
-    def print_run_cli(
-        kind: str, jurisdiction: str, issued_from: datetime | None, issued_to: datetime | None, limit: int | None
-    ) -> None:
-        """Print the mailed documents no run has printed yet into one PDF and an e-그린우편 manifest."""
-        selection = print_runs.PrintSelection(
-            kind=kind,
-            jurisdiction=jurisdiction,
-            issued_from=issued_from.date() if issued_from else None,
-            issued_to=issued_to.date() if issued_to else None,
-            limit=limit,
-        )
-        actor = Actor(label="cli:print-run")
-        try:
-            run = start_run(selection, Scope.everything(), actor)
-            if run.status == print_runs.CLAIMED:
-                with click.progressbar(length=run.documents, label=f"print run {run.id}") as bar:
-                    done = 0
-
-                    def advance(n: int) -> None:
-                        nonlocal done
-                        bar.update(n - done)
-                        done = n
-
-                    run = finish_run(run.id, progress=advance)
-        except DomainError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
-        for line in run_table(run):
-            click.echo(line)
