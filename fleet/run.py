@@ -202,13 +202,7 @@ class Fleet:
                 self._enroll_and_sign_in(device, stores[device.index])
             transports = {d.index: self._transport(d, stores[d.index]) for d in devices}
             ready.wait()
-            rngs = {d.index: random.Random(f"{self.options.seed}/{d.index}/actions") for d in devices}
-            active = [d for d in devices if d.quota > 0]
-            while active:
-                for device in list(active):
-                    self._round(device, stores[device.index], transports[device.index], rngs[device.index])
-                    if device.quota == 0:
-                        active.remove(device)
+            self._issue_quotas(devices, stores, transports)
             issued_all.wait()
             healed.wait()
             for device in devices:
@@ -226,6 +220,18 @@ class Fleet:
         finally:
             for store in stores.values():
                 store.close()
+
+    def _issue_quotas(
+        self, devices: list[SimDevice], stores: dict[int, Store], transports: dict[int, FaultyTransport]
+    ) -> None:
+        """Round after round over the thread's devices until each has issued its quota."""
+        rngs = {d.index: random.Random(f"{self.options.seed}/{d.index}/actions") for d in devices}
+        active = [d for d in devices if d.quota > 0]
+        while active:
+            for device in list(active):
+                self._round(device, stores[device.index], transports[device.index], rngs[device.index])
+                if device.quota == 0:
+                    active.remove(device)
 
     def _transport(self, device: SimDevice, store: Store) -> FaultyTransport:
         return FaultyTransport(

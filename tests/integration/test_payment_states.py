@@ -17,7 +17,6 @@ from models.base import Actor
 from server.adapters.gateway import HttpGateway, start_sandbox, stop_sandbox
 from server.payments_web import settle, sweep_payments
 from tests.conftest import free_port
-from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
 
 KEY = "7b2e" * 16
 NOTICE_NO = "111102600000012"
