@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 AXE_VERSION := 4.14.1
 AXE := var/npm/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
-LINT_PATHS := protocol adapters sandboxes server sync models services pda_client printing tests
+LINT_PATHS := protocol adapters sandboxes server sync models services pda_client fleet printing tests bench
 
 .PHONY: venv run test lint fmt bench db-stop
 
@@ -41,7 +41,7 @@ test: venv $(AXE)
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
-	$(VENV)/bin/mypy protocol adapters sandboxes server sync models services printing pda_client
+	$(VENV)/bin/mypy protocol adapters sandboxes server sync models services printing pda_client fleet
 
 # rewrite in place: ruff format, then the fixable lint findings (import order, pyupgrade)
 fmt: venv

@@ -5,12 +5,14 @@ pda --home DIR login --officer LOGIN [--password-stdin]
 pda --home DIR issue --code P01 --plate 12가3456 --place "…" [--print escpos|pdf|png --out FILE]
 pda --home DIR void|spoil NOTICE_NO --reason CODE · reprint NOTICE_NO --print … --out …
 pda --home DIR sync · status · hotlist PLATE
-pda simulate --server URL --devices N --events M [--offline-rate P] [--faults SPEC] [--seed S]  (fleet fault test)
+pda simulate --server URL --devices N --events M [--offline-rate P] [--faults SPEC] [--seed S]  (python -m fleet)
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -338,71 +340,18 @@ def hotlist(ctx: click.Context, plate: str) -> None:
             sys.exit(1)
 
 
-@main.command()
-@click.option("--server", help="server base URL, e.g. http://127.0.0.1:5000 (not needed with --verify-only)")
-@click.option("--devices", type=click.IntRange(min=1), default=20, show_default=True, help="devices in the fleet")
-@click.option("--events", type=click.IntRange(min=0), default=200, show_default=True, help="events across the fleet")
-@click.option("--offline-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="share of syncs skipped (the device is out of coverage)")  # fmt: skip
-@click.option("--faults", default="", help="comma list of cut_before, lost_ack, duplicate, reorder, kill_server, "
-              "or all")  # fmt: skip
-@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.25, show_default=True,
-              help="share of pushes and pulls that get one of the faults")  # fmt: skip
-@click.option("--kills", type=click.IntRange(min=0), default=2, show_default=True, help="kill_server: how many times")
-@click.option("--seed", type=int, default=None, help="replays the same run (default: a random seed, printed)")
-@click.option("--database-url", envvar="DATABASE_URL", help="the server's database, read by the invariant report "
-              "[env DATABASE_URL]")  # fmt: skip
-@click.option("--server-cmd", help="shell command that starts the server at --server; the simulator runs it in its "
-              "own process group, SIGKILLs that group for kill_server and runs it again")  # fmt: skip
-@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="devices syncing at once")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="where the device homes and fleet.json go (default: a new temporary directory)")  # fmt: skip
-@click.option("--verify-only", is_flag=True, help="only check the invariants again for the fleet in --workdir")
-@click.option("--admin-login", default="admin", show_default=True)
-@click.option("--password", envvar="JINGSU_DEMO_PASSWORD", default="jingsu-demo",
-              help="password of the admin and the demo officers [env JINGSU_DEMO_PASSWORD]")  # fmt: skip
-def simulate(server: str | None, devices: int, events: int, offline_rate: float, faults: str, fault_rate: float,
-             kills: int, seed: int | None, database_url: str | None, server_cmd: str | None, concurrency: int,
-             workdir: Path | None, verify_only: bool, admin_login: str, password: str) -> None:  # fmt: skip
-    """A fleet of simulated devices under injected faults; prints throughput and an invariant report read from
-    the server's database, ending with `devices=.. events=.. lost=0 duplicated=0 unaccounted_numbers=0
-    money_mismatch_won=0`; exits 1 when an invariant fails."""
-    import random
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def simulate(args: tuple[str, ...]) -> None:
+    """A fleet of simulated devices under injected faults, with an invariant report (`pda simulate --help`).
 
-    from pda_client import simulate as sim
-
-    def progress(text: str) -> None:
-        click.echo(text, err=True)
-
-    if not database_url:
-        raise click.UsageError("the invariant report reads the server's database: give --database-url or DATABASE_URL")
-    try:
-        if verify_only:
-            if workdir is None:
-                raise click.UsageError("--verify-only needs --workdir")
-            report = sim.check_invariants(sim.load_manifest(workdir), database_url)
-            click.echo(sim.render(None, report))
-            sys.exit(0 if report.ok else 1)
-        if not server:
-            raise click.UsageError("--server is required (unless --verify-only)")
-        options = sim.SimOptions(
-            server=server.rstrip("/"), devices=devices, events=events, offline_rate=offline_rate,
-            faults=sim.parse_faults(faults), fault_rate=fault_rate, kills=kills,
-            seed=seed if seed is not None else random.SystemRandom().randrange(2**31), concurrency=concurrency,
-            workdir=workdir, admin_login=admin_login, password=password,
-        )  # fmt: skip
-        control = sim.CommandServer(server_cmd, options.server) if server_cmd else None
-        if control is not None:
-            progress(f"starting the server: {server_cmd}")
-            control.start()
-        try:
-            result = sim.simulate(options, database_url=database_url, control=control, echo=progress)
-        finally:
-            if control is not None:
-                control.stop()
-    except sim.SimulationError as exc:
-        click.echo(f"오류: {exc}", err=True)
-        sys.exit(2)
-    assert result.report is not None
-    click.echo(sim.render(result, result.report))
-    sys.exit(0 if result.ok else 1)
+    The simulator is test tooling and reads the server's database, so it lives in its own package (``fleet``),
+    which the device may not import (``pda_client`` imports only ``protocol`` and ``printing``). This command hands
+    every argument, ``--help`` included, over to ``python -m fleet`` in a child process of the same interpreter and
+    exits with its status: the options, the report and its last line are the fleet's."""
+    env = {**os.environ, "JINGSU_FLEET_PROG": "pda simulate"}
+    code = subprocess.run([sys.executable, "-m", "fleet", *args], env=env).returncode
+    sys.exit(code if code >= 0 else 128 - code)  # killed by a signal: the shell's convention

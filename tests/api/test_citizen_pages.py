@@ -22,8 +22,8 @@ from models.base import Actor
 from models.fines.tables import FineCase, FineCaseEvent
 from server import create_app
 from server.citizen import form_token
-from tests.api.test_qr_page import element, local
 from tests.support.device import Device
+from tests.support.pages import element, local
 
 NAME, RRN, PLATE = "홍길동", "900101-1234567", "12가3456"
 

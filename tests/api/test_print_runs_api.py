@@ -20,7 +20,7 @@ from models import print_runs
 from models.users import User
 from server import create_app
 from server.config import Config
-from tests.integration.test_print_runs import advance_noticed
+from tests.factories import advance_noticed
 from tests.support.device import staff_token
 
 PROBLEM_JSON = "application/problem+json"

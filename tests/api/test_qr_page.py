@@ -13,15 +13,9 @@ import pytest
 import protocol
 from server import create_app
 from tests.support.device import Device
+from tests.support.pages import element, local
 
 AMOUNT_IN_WON = re.compile(r"[0-9][0-9,]*\s*원")
-
-
-def local(url: str) -> str:
-    """The path and query of a printed QR URL (pay_base_url is http://localhost, the client's base)."""
-    parts = urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}" == "http://localhost"
-    return f"{parts.path}?{parts.query}"
 
 
 def with_fields(url: str, **fields: str | None) -> str:
@@ -34,12 +28,6 @@ def with_fields(url: str, **fields: str | None) -> str:
         else:
             query[name] = value
     return f"{parts.path}?{urlencode(query)}"
-
-
-def element(html: str, element_id: str) -> str:
-    match = re.search(rf'id="{element_id}">([^<]*)<', html)
-    assert match, f"no #{element_id} on the page"
-    return match.group(1).strip()
 
 
 def error_page_problems(response: httpx.Response, status: int | None = None) -> list[str]:

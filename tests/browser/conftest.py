@@ -3,6 +3,7 @@
 phone   function  a Playwright page in a fresh context at 390 × 844 (an iPhone 12–14 in CSS pixels), Korean locale
 axe     function  ``axe(page, name)``: saves a screenshot as a test artifact, then runs axe-core in the page and fails
                   on any serious or critical accessibility violation
+gateway, server   function  the payment gateway sandbox, and a LiveServer paying through it (tests.support.story)
 
 Chromium comes from Debian (``.ci/run`` installs it; ``JINGSU_CHROMIUM`` overrides the path), axe-core from the npm
 registry (``make test`` installs it and passes ``JINGSU_AXE_JS``). Screenshots go under ``JINGSU_TEST_ARTIFACTS``
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.story import gateway, server  # noqa: F401  (fixtures: the gateway sandbox, a server using it)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("JINGSU_CHROMIUM", "/usr/bin/chromium"))

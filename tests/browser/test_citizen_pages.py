@@ -8,12 +8,11 @@ import time
 
 import httpx
 
-from tests.browser.test_scan_to_pay import pay_by_phone
-from tests.e2e.test_story import gateway, server  # noqa: F401  (fixtures: sandbox and server)
 from tests.support.device import Device
+from tests.support.phone import pay_by_phone
 
 
-def test_the_breakdown_then_paying_then_the_receipt_on_a_phone(server, phone, axe) -> None:  # noqa: F811
+def test_the_breakdown_then_paying_then_the_receipt_on_a_phone(server, phone, axe) -> None:
     api = httpx.Client(base_url=server.url, timeout=15)
     device = Device.enrolled(api, "11110")
     event = device.issue_person(name="홍길동", rrn="900101-1234567")
@@ -42,7 +41,7 @@ def test_the_breakdown_then_paying_then_the_receipt_on_a_phone(server, phone, ax
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
 
 
-def test_submitting_an_opinion_on_a_phone(server, phone, axe) -> None:  # noqa: F811
+def test_submitting_an_opinion_on_a_phone(server, phone, axe) -> None:
     api = httpx.Client(base_url=server.url, timeout=15)
     device = Device.enrolled(api, "11110")
     event = device.issue_person(name="김철수", rrn="850505-1234567")

@@ -3,30 +3,14 @@ synced, and for one still waiting on the device. Real gunicorn, the gateway sand
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from tests.e2e.test_story import clerk_notice, gateway, server  # noqa: F401  (fixtures: sandbox and server)
 from tests.support.device import Device, staff_token
+from tests.support.phone import pay_by_phone
+from tests.support.story import clerk_notice
 
 
-def pay_by_phone(phone: Any, axe: Any, qr: str, label: str, method: str = "카드로 결제하기") -> str:
-    """Open the QR, press 납부하기, pay at the gateway (card or transfer), come back; returns the text of the last
-    page."""
-    phone.goto(qr)
-    axe(phone, f"{label}-landing")
-    due = phone.locator("#due-today").inner_text()
-    phone.locator("#pay").click()
-    phone.wait_for_load_state()
-    assert "결제하기" in phone.content(), "the gateway's payment page"
-    phone.get_by_role("button", name=method, exact=True).click()
-    phone.wait_for_url("**/done**")
-    axe(phone, f"{label}-done")
-    return f"{due}\n{phone.locator('main').inner_text()}"
-
-
-def test_scan_to_pay_a_synced_notice_on_a_phone(server, phone, axe) -> None:  # noqa: F811
+def test_scan_to_pay_a_synced_notice_on_a_phone(server, phone, axe) -> None:
     api = httpx.Client(base_url=server.url, timeout=15)
     device = Device.enrolled(api, "11110")
     event = device.issue_parking(plate="12가3456")
@@ -45,7 +29,7 @@ def test_scan_to_pay_a_synced_notice_on_a_phone(server, phone, axe) -> None:  # 
     assert "12가3456" not in phone.content()
 
 
-def test_scan_to_pay_a_notice_the_device_has_not_synced_yet(server, phone, axe) -> None:  # noqa: F811
+def test_scan_to_pay_a_notice_the_device_has_not_synced_yet(server, phone, axe) -> None:
     api = httpx.Client(base_url=server.url, timeout=15)
     device = Device.enrolled(api, "11110")
     event = device.issue_parking(plate="34나5678")  # printed in the street; the device is still offline

@@ -12,8 +12,8 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from server.config import ROOT
-from tests.e2e.pda import DEMO_PASSWORD
 from tests.support.device import register_device
+from tests.support.pda import DEMO_PASSWORD
 
 ROWS = 100_000
 RSS_LIMIT_MB = 200

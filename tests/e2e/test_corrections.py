@@ -9,8 +9,8 @@ import httpx
 import zxingcpp
 from PIL import Image
 
-from tests.e2e.test_pda_outbox import enrolled_pda, issue_parking
 from tests.support.device import staff_token
+from tests.support.pda import enrolled_pda, issue_parking
 
 
 def test_a_corrected_violation_code_reprices_the_notice_and_the_old_slip_still_opens_its_page(

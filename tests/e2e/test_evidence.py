@@ -13,8 +13,8 @@ import httpx
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-from tests.e2e.test_pda_outbox import enrolled_pda
 from tests.support.device import Device, staff_token
+from tests.support.pda import enrolled_pda
 
 PLACE = "서울특별시 종로구 세종대로 175"
 

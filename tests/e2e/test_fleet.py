@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from fleet import FAULT_KINDS, SimOptions, render, simulate
 from pda_client import device as dev
-from pda_client.simulate import FAULT_KINDS, SimOptions, render, simulate
 from pda_client.store import Store
 from server.config import ROOT
 

@@ -16,19 +16,8 @@ from sandboxes.launcher import start_gateway as start_sandbox
 from sandboxes.launcher import stop as stop_sandbox
 from server.config import ROOT
 from tests.conftest import free_port
-from tests.e2e.pda import Pda
-from tests.e2e.test_story import pay_through_the_citizen_page
-from tests.support.device import register_device
-
-
-def enrolled_pda(server, home: Path) -> tuple[Pda, str]:
-    with httpx.Client(base_url=server.url, timeout=15) as api:
-        device_id, code = register_device(api, "11110", "단말 시험")
-    pda = Pda(home)
-    pda.enroll(server.url, code)
-    pda.login("officer.11110.1")
-    pda.run("sync")
-    return pda, device_id
+from tests.support.pda import enrolled_pda, issue_parking
+from tests.support.story import pay_through_the_citizen_page
 
 
 def ledger_of(db_url: str, device_id: str) -> list[tuple[str, int, int]]:
@@ -48,10 +37,6 @@ def ledger_of(db_url: str, device_id: str) -> list[tuple[str, int, int]]:
     finally:
         engine.dispose()
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
-
-
-def issue_parking(pda: Pda, plate: str) -> str:
-    return pda.issue("--code", "P01", "--plate", plate, "--place", "서울특별시 종로구 종로 1")["고지번호"]
 
 
 def test_a_sync_killed_after_the_server_committed_settles_every_event_exactly_once_next_time(

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,7 +31,6 @@ from adapters.registry import HttpRegistry, RegistrySettings
 from models import fines, ledger, notices, payments, rules
 from models.base import Actor
 from models.catalog import schedule_rules
-from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, InvalidTransition
 from models.feed import ChangeLog
@@ -40,18 +38,11 @@ from models.users import User
 from sandboxes.launcher import start_approval, start_registry
 from sandboxes.launcher import stop as stop_approval
 from sandboxes.launcher import stop as stop_registry
-from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY, free_port
+from tests.conftest import free_port
+from tests.factories import CIPHER, CLERK, Maker, kst
 
-KST = timezone(timedelta(hours=9))
-CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
 REGISTRY_KEY = "5eed" * 16
 APPROVAL_SECRET = "b0a7" * 16
-CLERK = Actor(label="clerk-test")
-_serials = itertools.count(1_000_000 + int(time.time()) % 1_000_000)
-
-
-def kst(day: date, hour: int = 14) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=KST)
 
 
 # --- sandboxes --------------------------------------------------------------------------------------------------
@@ -131,63 +122,6 @@ def approval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalBox]:
 
 
 # --- notices ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Maker:
-    session: Any
-    device_id: str
-    officer_id: int
-
-    def notice_no(self) -> str:
-        return protocol.format_notice_no("11110", "26", next(_serials) % 10_000_000)
-
-    def _schedule(self, code: str, vehicle_type: str | None, zone: str | None, on: date) -> protocol.ScheduleRow:
-        row = protocol.select_schedule(schedule_rules(self.session, code), code, vehicle_type, zone, on)
-        assert row is not None
-        return row
-
-    def parking(self, observed: datetime, plate: str = "12가3456", code: str = "P01") -> notices.Notice:
-        row = self._schedule(code, "car", None, protocol.seoul_date(observed))
-        amounts = protocol.compute_amounts(row, observed)
-        return self._issue(
-            observed,
-            amounts,
-            code,
-            kind="parking",
-            vehicle_plate=plate,
-            vehicle_type="car",
-            revenue_item="41",
-        )
-
-    def person(self, observed: datetime, rrn: str = "900101-1234568", name: str = "홍길동") -> notices.Notice:
-        row = self._schedule("S01", None, None, protocol.seoul_date(observed))
-        amounts = protocol.compute_amounts(row, observed)
-        offender = {"name": name, "rrn": rrn, "address": "서울특별시 종로구 종로 1", "birth_date": "1990-01-01"}
-        return self._issue(observed, amounts, "S01", kind="person", offender=offender, revenue_item="71")
-
-    def _issue(self, observed: datetime, amounts: protocol.Amounts, code: str, **kw: Any) -> notices.Notice:
-        number = self.notice_no()
-        cmd = notices.IssueNotice(
-            notice_no=number,
-            event_id=str(uuid.uuid4()),
-            device_id=self.device_id,
-            jurisdiction="11110",
-            violation_code=code,
-            schedule_key=amounts.schedule_key,
-            amount=amounts.amount,
-            reduced_amount=amounts.reduced_amount,
-            opinion_deadline=amounts.opinion_deadline,
-            place_address="서울특별시 종로구 종로 1",
-            observed_at=observed,
-            issued_at=observed,
-            qr=f"http://localhost/p/{number}",
-            officer_id=self.officer_id,
-            **kw,
-        )
-        notice = notices.issue_notice(self.session, cmd, Actor(device_id=self.device_id), observed, CIPHER)
-        assert notice is not None
-        return notice
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pytest
 import protocol
 from models import notices, payment_refs
 from protocol import payment_number
-from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
 
 BANK = payment_refs.Bank(code="088", name="신한은행", prefix="5620")
 

@@ -19,7 +19,6 @@ from sandboxes.launcher import start_gateway as start_sandbox
 from sandboxes.launcher import stop as stop_sandbox
 from services.payments import settle, sweep_payments
 from tests.conftest import free_port
-from tests.integration.test_payments import issue  # noqa: F401  (the fixture)
 
 KEY = "7b2e" * 16
 NOTICE_NO = "111102600000012"

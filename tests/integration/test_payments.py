@@ -2,73 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from models import ledger, notices, payments
 from models.base import Actor
-from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
 from models.feed import ChangeLog
 from models.users import User
-from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
-
-OBSERVED = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 14:00 in Seoul
-DEADLINE = date(2026, 12, 9)
-CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
-
-
-def parking_command(
-    notice_no: str,
-    device_id: str,
-    officer_id: int,
-    plate: str = "12가3456",
-    jurisdiction: str = "11110",
-    revenue_item: str | None = None,
-) -> notices.IssueNotice:
-    """A 40,000 won P01 parking notice as a device issues it, observed at ``OBSERVED``."""
-    return notices.IssueNotice(
-        notice_no=notice_no,
-        event_id=str(uuid.uuid4()),
-        device_id=device_id,
-        jurisdiction=jurisdiction,
-        kind="parking",
-        violation_code="P01",
-        schedule_key="P01:car:-@2008-06-22",
-        amount=40000,
-        reduced_amount=32000,
-        opinion_deadline=DEADLINE,
-        place_address="서울특별시 종로구 종로 1",
-        observed_at=OBSERVED,
-        issued_at=OBSERVED,
-        qr="http://localhost/p/x",
-        officer_id=officer_id,
-        vehicle_plate=plate,
-        vehicle_type="car",
-        revenue_item=revenue_item,
-    )
-
-
-@pytest.fixture
-def issue(db_session):
-    device, _ = register_device(db_session, RegisterDevice("11110", "결제 시험 단말"), Actor.system(), OBSERVED,
-                                timedelta(hours=1))  # fmt: skip
-    officer = db_session.scalar(select(User).where(User.login == "officer.11110.1"))
-
-    def make(notice_no: str) -> notices.Notice:
-        cmd = parking_command(notice_no, device.id, officer.id)
-        notice = notices.issue_notice(db_session, cmd, Actor(device_id=device.id), OBSERVED, CIPHER)
-        assert notice is not None
-        return notice
-
-    return make
-
-
-def paid(notice_no: str | None, amount: int, on: datetime, txn: str = "t1") -> payments.ReceivedPayment:
-    return payments.ReceivedPayment("sandbox", txn, "qr", notice_no, amount, on)
+from tests.factories import CIPHER, OBSERVED, paid, parking_command
 
 
 def entries(db_session, notice: notices.Notice) -> list[tuple[str, int]]:

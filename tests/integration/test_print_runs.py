@@ -26,67 +26,25 @@ from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.postal import PostalRefused, SandboxPostal, parse_manifest
-from models import devices, fines, payment_refs, print_runs
+from models import fines, payment_refs, print_runs
 from models.base import Actor, Scope
-from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, NotFound
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineDocument
 from models.notices import Notice
-from models.users import User
 from server import create_app, wiring
 from server.config import Config
 from server.runtime import unit_of_work
 from services import jobs, mailing
 from services.payment_links import LinkSettings, PaymentLinks
 from services.uow import transactions
-from tests.integration.test_fines import CIPHER, CLERK, Maker, kst
+from tests.factories import CIPHER, CLERK, FakeRegistry, advance_noticed, kst, maker
+from tests.factories import NOTICES_OBSERVED as OBSERVED
+from tests.factories import OWNERS_LOOKED_UP as LOOKED_UP
 
 ACTOR = Actor(label="clerk-test")
-OBSERVED = kst(date(2025, 11, 20))
-LOOKED_UP = kst(date(2025, 11, 24), 10)
-SURNAMES = "김이박최정강조윤장임"
-GIVEN = ("민준", "서연", "지호", "하은", "도윤", "수아", "예준", "지우")
 
 
-# --- data: parking notices whose owners the (fake) registry knows, 사전통지 sent ------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Address:
-    postal_code: str
-    line1: str
-    line2: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Owner:
-    kind: str
-    name: str
-    rrn: str | None
-    business_no: str | None
-    address: Address
-    vehicle_type: str = "car"
-
-
-class FakeRegistry:
-    """The vehicle registry as ``lookup_owners`` uses it: every plate has an owner, a different one each."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.owners: dict[str, Owner] = {}
-
-    def lookup(self, plate: str, on: date) -> Owner:
-        n = len(self.owners)
-        if plate not in self.owners:
-            self.owners[plate] = Owner(
-                kind="person",
-                name=f"{SURNAMES[n % 10]}{GIVEN[n // 10 % len(GIVEN)]}",
-                rrn=f"8503{n % 28 + 1:02d}-1234567",
-                business_no=None,
-                address=Address(f"03{n % 1000:03d}", f"서울특별시 종로구 삼봉로 {n + 1}", f"{101 + n}호"),
-            )
-        return self.owners[plate]
+# --- data: the 사전통지 sent come from tests.factories.advance_noticed; an approved decision ------------------------
 
 
 @dataclasses.dataclass
@@ -102,29 +60,6 @@ class Decision:
 
     def as_dict(self) -> dict[str, Any]:
         return {"submission_id": self.submission_id, "status": self.status, "decided_by": self.decided_by}
-
-
-def maker(session: Session) -> Maker:
-    """A Maker whose device is enrolled (it has the QR key the server signs mailed documents' links with)."""
-    start = datetime(2020, 1, 1, tzinfo=UTC)
-    device, code = register_device(session, RegisterDevice("11110", "인쇄 시험 단말"), Actor.system(), start,
-                                   timedelta(days=3650))  # fmt: skip
-    devices.enroll(session, code, "test", "1.0", start, CIPHER)
-    officer = session.scalar(select(User).where(User.login == "officer.11110.1"))
-    assert officer is not None
-    return Maker(session, device.id, officer.id)
-
-
-def advance_noticed(
-    session: Session, count: int, observed: datetime = OBSERVED, now: datetime = LOOKED_UP
-) -> list[str]:
-    """``count`` parking notices whose 사전통지 was sent ``now``; their notice numbers."""
-    make = maker(session)
-    made = [make.parking(observed, plate=f"{10 + i // 9000}가{1000 + i % 9000:04d}") for i in range(count)]
-    report = fines.lookup_owners(session, FakeRegistry(), CIPHER, now, jurisdiction="11110", limit=count + 10)
-    assert sorted(report.noticed) == sorted(n.notice_no for n in made)
-    session.flush()
-    return [n.notice_no for n in made]
 
 
 def impose_all(session: Session, now: datetime) -> fines.ImpositionBatch:

@@ -22,7 +22,7 @@ from models.treasury.tables import AggregateSplit, BankReceipt, TreasuryExceptio
 from models.users import User
 from protocol import SEOUL, format_notice_no
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
-from tests.integration.test_payments import parking_command
+from tests.factories import parking_command
 
 CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
 OBSERVED = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)

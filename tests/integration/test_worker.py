@@ -16,7 +16,7 @@ from server import create_app
 from server.config import Config
 from server.runtime import Runtime
 from server.worker import _LEADER_LOCK, JOBS, run_forever
-from tests.integration.test_payments import issue, paid  # noqa: F401  (the fixture, and a payment)
+from tests.factories import paid
 
 ON = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 

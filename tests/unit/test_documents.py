@@ -49,7 +49,7 @@ from printing.escpos_reader import read_escpos
 from printing.field import render_document_escpos, render_document_slip_pdf, render_document_slip_png
 from protocol import payment_number
 from protocol.masking import mask_name
-from tests.unit.test_printing import assert_shows, normalised
+from tests.support.text import assert_shows, normalised
 
 QR_TEXT = "http://127.0.0.1:5000/p/111102600000012?a=40000&r=32000&d=20261209&s=ARSEEJOQ3QFKWGCT"
 PAYMENT_NO = payment_number.build(agency=11110, kind=2, year=2026, item=41, serial=12)

@@ -37,6 +37,7 @@ from printing.slip import (
     slip_content,
 )
 from printing.wrap import wrap_text
+from tests.support.text import assert_shows, normalised
 
 QR_TEXT = "http://127.0.0.1:5000/p/111102600000012?a=40000&r=32000&d=20261209&s=ARSEEJOQ3QFKWGCT"
 PRINTING_DIR = Path(__file__).resolve().parents[2] / "printing"
@@ -109,16 +110,6 @@ PERSON_FACTS = (
     "100,000원",
     "80,000원",
 )
-
-
-def normalised(lines: list[str]) -> str:
-    """Lines joined and whitespace collapsed, so a value wrapped over lines reads as one string again."""
-    return " ".join(" ".join(lines).split())
-
-
-def assert_shows(text: str, facts: tuple[str, ...]) -> None:
-    missing = [fact for fact in facts if fact not in text]
-    assert not missing, f"missing {missing} in: {text}"
 
 
 def sampled_modules(image: Image.Image, text: str) -> bytes:

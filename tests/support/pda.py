@@ -1,4 +1,5 @@
-"""Drive the real ``pda`` CLI (``python -m pda_client``) as a subprocess, as an officer would from a terminal."""
+"""Drive the real ``pda`` CLI (``python -m pda_client``) as a subprocess, as an officer would from a terminal; a
+device registered, enrolled, signed in and synced (``enrolled_pda``); a parking notice issued on it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from server.config import ROOT
+from tests.support.device import register_device
 
 DEMO_PASSWORD = "jingsu-demo"
 
@@ -60,3 +65,19 @@ class Pda:
     def outbox(self) -> list[sqlite3.Row]:
         with self.db() as conn:
             return list(conn.execute("SELECT seq, event_id, type, notice_no, state, status FROM outbox ORDER BY seq"))
+
+
+def enrolled_pda(server: Any, home: Path) -> tuple[Pda, str]:
+    """A device of 11110 registered on ``server`` (a LiveServer), enrolled, officer.11110.1 signed in, synced."""
+    with httpx.Client(base_url=server.url, timeout=15) as api:
+        device_id, code = register_device(api, "11110", "단말 시험")
+    pda = Pda(home)
+    pda.enroll(server.url, code)
+    pda.login("officer.11110.1")
+    pda.run("sync")
+    return pda, device_id
+
+
+def issue_parking(pda: Pda, plate: str) -> str:
+    """A P01 parking notice issued on ``pda``; its number."""
+    return pda.issue("--code", "P01", "--plate", plate, "--place", "서울특별시 종로구 종로 1")["고지번호"]
