@@ -146,16 +146,14 @@ class ReviewQueue(MethodView):
     @auth.staff(*READERS)
     @blp.arguments(ReviewQuery, location="query")
     @blp.response(200, ReviewList)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> schemas.Page[notice_ops.Notice]:
         """Notices waiting in review in the caller's jurisdiction (optionally with one ``flag``), newest first."""
+        limit = query["limit"]
+        after = int(query["after"]) if query.get("after") else None
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            limit = query["limit"]
-            after = int(query["after"]) if query.get("after") else None
             items = review.list_review(session, scope, query.get("flag"), limit + 1, after)
-            has_more = len(items) > limit
-            items = items[:limit]
-            return {"items": items, "next": str(items[-1].id) if has_more and items else None}
+            return schemas.keyset_page(items, limit, lambda notice: notice.id)
 
 
 def _expected_version() -> int | None:
