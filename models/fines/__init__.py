@@ -34,7 +34,7 @@ status and changes only through ``models.notices`` operations (``cancel_notice``
     reductions  opinions, hardship reductions, 직권취소
     imposition  일괄 결정결의: propose, apply an approval; the hooks into ``models.arrears``
     court       imposition receipt, 이의제기 and its withdrawal, court referral, the court's decision
-    timeline    a notice's merged timeline
+    timeline    a notice's merged timeline; the case as the back office reads it (``case_details``)
 
 Importing this package registers the tables; it does no other work.
 """
@@ -65,8 +65,10 @@ from models.fines.cases import (  # noqa: F401
 )
 from models.fines.court import (  # noqa: F401
     CourtDecision,
+    OverdueReferral,
     file_objection,
     objection_deadline,
+    overdue_referral_list,
     overdue_referrals,
     record_court_decision,
     record_imposition_receipt,
@@ -74,8 +76,13 @@ from models.fines.court import (  # noqa: F401
     withdraw_objection,
 )
 from models.fines.imposition import (  # noqa: F401
+    BatchDetails,
     BatchDocument,
+    BatchLine,
+    CallbackOutcome,
+    apply_callback,
     apply_decision,
+    batch_details,
     batch_document,
     batch_items,
     eligible_cases,
@@ -150,6 +157,11 @@ from models.fines.tables import (  # noqa: F401
     ObjectionLate,
 )
 from models.fines.timeline import (  # noqa: F401
+    CaseDetails,
+    CaseParty,
+    NoticeTimeline,
     TimelineEntry,
+    case_details,
+    notice_timeline,
     timeline,
 )

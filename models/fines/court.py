@@ -209,3 +209,22 @@ def _paid_anything(session: Session, receivable_id: int) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+@dataclass(frozen=True)
+class OverdueReferral:
+    """An objected case past its referral deadline, as the back office lists it."""
+
+    case: FineCase
+    notice_no: str
+    days_late: int
+
+
+def overdue_referral_list(
+    session: Session, scope: Scope, today: date, limit: int, after: int | None
+) -> list[OverdueReferral]:
+    """``overdue_referrals`` with how many days each is late."""
+    return [
+        OverdueReferral(case, no, (today - case.referral_deadline).days if case.referral_deadline else 0)
+        for case, no in overdue_referrals(session, scope, today, limit, after)
+    ]

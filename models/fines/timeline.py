@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from models import arrears, ledger
 from models import notices as notice_ops
-from models.fines.tables import FineCaseEvent
+from models.base import Scope
+from models.crypto import PiiCipher
+from models.fines.advance import advance_notice_data, documents, party_identifier_masked
+from models.fines.cases import fine_amount
+from models.fines.court import objection_deadline
+from models.fines.tables import SYNCED, FineCase, FineCaseEvent, FineDocument
 from models.notices import Notice
 from protocol import SEOUL
 from protocol.masking import mask_name
@@ -145,3 +150,64 @@ def _arrears_timeline(session: Session, receivable_id: int) -> list[TimelineEntr
             out.append(TimelineEntry("hold_ended", _on_day(hold.ended_on), "arrears", hold.ended_by_user_id, None,
                                      None, None, ended))  # fmt: skip
     return out
+
+
+# --- the case as the back office reads it ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseParty:
+    kind: str | None
+    name: str | None  # masked
+    identifier: str | None  # masked
+
+
+@dataclass(frozen=True)
+class CaseDetails:
+    """A fine case with what is read beside it: the answer of every ``/fines/<notice_no>`` route."""
+
+    notice: Notice
+    case: FineCase
+    party: CaseParty
+    amount: int
+    balance: int
+    self_payment_amount: int | None
+    objection_deadline: date | None
+    documents: list[FineDocument]
+    advance_notice: dict[str, Any] | None
+
+
+def case_details(session: Session, notice: Notice, case: FineCase, cipher: PiiCipher) -> CaseDetails:
+    """The case, its party masked, amounts and balance, deadlines, documents and the 사전통지's data (once sent)."""
+    receivable = notice_ops.receivable_of(session, notice.id)
+    deadline = objection_deadline(session, case)
+    noticed = case.stage != SYNCED and (case.advance_noticed_on is not None or case.kind == "person")
+    return CaseDetails(
+        notice=notice,
+        case=case,
+        party=CaseParty(
+            case.party_kind,
+            case.party_name_masked or notice.offender_name_masked,
+            party_identifier_masked(case, notice, cipher),
+        ),
+        amount=fine_amount(case, notice),
+        balance=ledger.balance(session, receivable.id) if receivable is not None else 0,
+        self_payment_amount=case.self_payment_amount if case.self_payment_amount is not None else notice.reduced_amount,
+        objection_deadline=deadline.day if deadline else None,
+        documents=documents(session, case.notice_id),
+        advance_notice=advance_notice_data(session, case, notice) if noticed else None,
+    )
+
+
+@dataclass(frozen=True)
+class NoticeTimeline:
+    notice_no: str
+    stage: str | None  # None: no case yet
+    items: list[TimelineEntry]
+
+
+def notice_timeline(session: Session, scope: Scope, notice_no: str) -> NoticeTimeline:
+    """A notice in ``scope`` (else ``NotFound``) with its case's stage and its merged timeline."""
+    notice = notice_ops.get_notice(session, scope, notice_no)
+    case = session.get(FineCase, notice.id)
+    return NoticeTimeline(notice.notice_no, case.stage if case is not None else None, timeline(session, notice))
