@@ -536,3 +536,34 @@ def settle_unmatched(session: Session, payment_id: int, resolution: str, actor: 
         _resolve(exc, resolution, actor, now)
     session.flush()
     return len(rows)
+
+
+# --- the exception queue as a clerk reads it -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExceptionLine:
+    """An exception with the receipt it is about."""
+
+    exception: TreasuryException
+    receipt: BankReceipt
+
+
+def exception_lines(
+    session: Session,
+    scope: Scope,
+    *,
+    status: str | None = OPEN,
+    on: date | None = None,
+    reason: str | None = None,
+    after: int | None = None,
+    limit: int = 200,
+) -> list[ExceptionLine]:
+    """``list_exceptions``, each with its receipt."""
+    found = list_exceptions(session, scope, status=status, on=on, reason=reason, after=after, limit=limit)
+    return [ExceptionLine(exception, receipt) for exception, receipt in found]
+
+
+def exception_line(session: Session, exception_id: int, scope: Scope) -> ExceptionLine:
+    """``get_exception`` with its receipt."""
+    return ExceptionLine(*get_exception(session, exception_id, scope))
