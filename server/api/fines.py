@@ -39,6 +39,7 @@ from server.adapters.approval import (
     ApprovalError,
     ApprovalRefused,
     ApprovalRequest,
+    ApprovalService,
     ApprovalUnavailable,
     CallbackRejected,
 )
@@ -372,9 +373,8 @@ def _refresh(batch_id: int) -> fines.BatchDetails:
         return fines.batch_details(session, _batch(session, batch_id))
 
 
-def _callback_decision(approval_name: str) -> Decision:
+def _callback_decision(service: ApprovalService, approval_name: str) -> Decision:
     """The e-approval callback of this request, verified (its signature, then a status query)."""
-    service = runtime().approval()
     if approval_name != service.name:
         raise ApiError(404, "not_found", "no such e-approval service")
     try:
@@ -678,7 +678,8 @@ class ApprovalCallback(MethodView):
     @blp.alt_response(503, description="approval_unavailable: the decision could not be confirmed; retry")
     def post(self, approval_name: str) -> Any:
         """The e-approval service's signed callback: verified, confirmed by a status query, then applied once."""
-        decision = _callback_decision(approval_name)
         rt = runtime()
+        service = rt.approval()
+        decision = _callback_decision(service, approval_name)
         with unit_of_work() as session:
-            return fines.apply_callback(session, decision, rt.cipher, rt.clock(), approval_name=rt.approval().name)
+            return fines.apply_callback(session, decision, rt.cipher, rt.clock(), approval_name=service.name)
