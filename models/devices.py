@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, S
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Actor, Base
+from models.base import Actor, Base, Scope
 from models.crypto import PiiCipher
 from models.errors import Conflict, Forbidden, NotFound, Unauthorized
 from models.feed import device_scope, record_change
@@ -446,3 +446,8 @@ def spoiled_among(session: Session, notice_nos: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     return set(session.scalars(select(SpoiledNumber.notice_no).where(SpoiledNumber.notice_no.in_(wanted))))
+
+
+def devices_in(session: Session, scope: Scope) -> list[Device]:
+    """The devices of ``scope``, oldest registration first."""
+    return list(session.scalars(scope.apply(select(Device), Device.jurisdiction).order_by(Device.created_at)))

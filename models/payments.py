@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models import arrears, fines, ledger, notices
 from models.arrears.clock import REVERSAL_OF
-from models.base import Actor, Base
+from models.base import Actor, Base, Scope
 from models.treasury.exceptions import settle_unmatched
 from protocol import parse_notice_no, seoul_date
 
@@ -453,3 +453,47 @@ def sweep_suspense(session: Session, now: datetime) -> int:
         if notice is not None:
             matched += match_suspense(session, notice, Actor.system(), now)
     return matched
+
+
+# --- a notice as the back office reads it ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivableBalance:
+    receivable: ledger.Receivable
+    balance: int
+
+
+@dataclass(frozen=True)
+class EntryLine:
+    entry: ledger.LedgerEntry
+    charge_head: str | None  # the head's kind
+
+
+@dataclass(frozen=True)
+class NoticeDetails:
+    """A notice with its receivable and balance, ledger entries, payments and history."""
+
+    notice: notices.Notice
+    receivable: ReceivableBalance | None
+    entries: list[EntryLine]
+    payments: list[Payment]
+    timeline: list[notices.NoticeHistory]
+
+
+def notice_details(session: Session, scope: Scope, notice_no: str) -> NoticeDetails:
+    """One notice in ``scope`` (else ``NotFound``) with everything posted against it."""
+    notice = notices.get_notice(session, scope, notice_no)
+    history = notices.history(session, notice.id)
+    receivable = notices.receivable_of(session, notice.id)
+    if receivable is None:
+        return NoticeDetails(notice, None, [], [], history)
+    heads = select(ledger.ChargeHead).where(ledger.ChargeHead.receivable_id == receivable.id)
+    kinds = {head.id: head.kind for head in session.scalars(heads)}
+    return NoticeDetails(
+        notice,
+        ReceivableBalance(receivable, ledger.balance(session, receivable.id)),
+        [EntryLine(e, kinds.get(e.charge_head_id)) for e in ledger.entries(session, receivable.id)],
+        payments_of(session, receivable.id),
+        history,
+    )

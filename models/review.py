@@ -17,7 +17,6 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -243,21 +242,22 @@ class HeldItem:
     def missing_count(self) -> int:
         return sum(last - first + 1 for first, last in self.missing)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event.event_id,
-            "device_id": self.device.id,
-            "device_label": self.device.label,
-            "jurisdiction": self.device.jurisdiction,
-            "generation": self.event.generation,
-            "seq": self.event.seq,
-            "type": self.event.type,
-            "notice_no": self.event.notice_no,
-            "received_at": self.event.received_at,
-            "acked_seq": self.device.acked_seq if self.event.generation == self.device.generation else None,
-            "missing": [{"first": first, "last": last} for first, last in self.missing],
-            "missing_count": self.missing_count,
-        }
+    @property
+    def acked_seq(self) -> int | None:
+        """The device's acknowledged seq, when the event is of the device's current generation."""
+        return self.device.acked_seq if self.event.generation == self.device.generation else None
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return [Gap(first, last) for first, last in self.missing]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Seqs missing before a held event, ``first`` to ``last`` inclusive."""
+
+    first: int
+    last: int
 
 
 def _gaps(known: list[int], floor: int, seq: int) -> list[tuple[int, int]]:

@@ -40,6 +40,11 @@ class SuspenseItem:
     age_days: int
     refund_due: bool  # open for at least the refund age: nobody matched it
 
+    @property
+    def matched_notice_no(self) -> str | None:
+        """The notice the money was posted to, once matched."""
+        return self.payment.notice_no if self.row.status == SUSPENSE_MATCHED else None
+
 
 def list_suspense(
     session: Session,
@@ -156,3 +161,10 @@ def refunds_due(session: Session, now: datetime, refund_after: timedelta) -> int
         )
     )
     return int(count or 0)
+
+
+def item_of_row(session: Session, row: SuspensePayment, now: datetime, refund_after: timedelta) -> SuspenseItem:
+    """``item_of`` for a row whose payment is still to be read."""
+    payment = session.get(Payment, row.payment_id)
+    assert payment is not None
+    return item_of(row, payment, now, refund_after)

@@ -1,7 +1,8 @@
 """Tokens, roles and jurisdiction scope: who is calling, and what they may see — decided here and nowhere else.
 
-Staff tokens last an hour; device tokens are bound to (device, officer) for one shift. A device token is checked
-against the database on every request, so a revoked device is refused whatever token it holds.
+Staff tokens last an hour; device tokens are bound to (device, officer) for one shift; ``issue_token`` makes both.
+A device token is checked against the database on every request, so a revoked device is refused whatever token it
+holds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from models.base import Actor, Scope
 from models.devices import REVOKED, Device
 from models.jurisdictions import is_city
+from models.users import User
 from server.errors import ApiError
 from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime
@@ -44,22 +46,32 @@ class Principal:
         return Actor(user_id=self.user_id, device_id=self.device_id, address=request.remote_addr, label=self.login)
 
 
-def issue_token(
-    *,
-    user_id: int,
-    login: str,
-    role: str,
-    jurisdiction: str,
-    kind: str,
-    lifetime: timedelta,
-    now: datetime,
-    device_id: str | None = None,
-) -> str:
+@dataclass(frozen=True)
+class Token:
+    """A signed token and the user it names: staff sign-in and a device's officer sign-in answer with it."""
+
+    access_token: str
+    expires_in: int  # seconds
+    user: User
+
+
+def token_lifetime(kind: str) -> timedelta:
+    """A staff token lasts ``staff_token_minutes``; a device token one shift, ``device_token_hours``."""
+    config = runtime().config
+    if kind == STAFF:
+        return timedelta(minutes=config.staff_token_minutes)
+    return timedelta(hours=config.device_token_hours)
+
+
+def issue_token(user: User, kind: str, now: datetime, *, device_id: str | None = None) -> Token:
+    """The one way a token is made: staff (``kind=STAFF``) and device (``DEVICE``, bound to ``device_id``) tokens
+    differ only by their kind, lifetime and device claim."""
+    lifetime = token_lifetime(kind)
     claims: dict[str, Any] = {
-        "sub": str(user_id),
-        "login": login,
-        "role": role,
-        "jur": jurisdiction,
+        "sub": str(user.id),
+        "login": user.login,
+        "role": user.role,
+        "jur": user.jurisdiction,
         "typ": kind,
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
@@ -67,7 +79,8 @@ def issue_token(
     }
     if device_id:
         claims["dev"] = device_id
-    return jwt.encode(claims, runtime().config.jwt_secret, algorithm=_ALGORITHM)
+    signed = jwt.encode(claims, runtime().config.jwt_secret, algorithm=_ALGORITHM)
+    return Token(signed, int(lifetime.total_seconds()), user)
 
 
 def _token_principal() -> Principal:

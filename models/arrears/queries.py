@@ -100,3 +100,58 @@ def listed(session: Session, jurisdiction: str) -> list[HotlistEntry]:
             select(HotlistEntry).where(HotlistEntry.jurisdiction == jurisdiction).order_by(HotlistEntry.plate)
         )
     )
+
+
+# --- the arrears as the back office reads them -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldDetails:
+    hold: CollectionHold
+    installments: list[HoldInstallment]
+
+
+@dataclass(frozen=True)
+class HeadBalance:
+    head: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class ArrearsEntry:
+    entry: ledger.LedgerEntry
+    head: str  # the charge head's kind
+    rule_key: str | None  # a surcharge's rule row
+
+
+@dataclass(frozen=True)
+class ArrearsDetails:
+    """``ArrearsView`` with its heads in order, each entry labelled with its head, and each hold's installments."""
+
+    view: ArrearsView
+    heads: list[HeadBalance]
+    entries: list[ArrearsEntry]
+    holds: list[HoldDetails]
+
+
+def arrears_details(session: Session, scope: Scope, receivable_id: int) -> ArrearsDetails:
+    view = arrears_view(session, scope, receivable_id)
+    return ArrearsDetails(
+        view,
+        [HeadBalance(kind, total) for kind, total in sorted(view.heads.items())],
+        [
+            ArrearsEntry(e, view.head_kinds.get(e.charge_head_id, ""), e.source if e.kind == "surcharge" else None)
+            for e in view.entries
+        ],
+        [HoldDetails(hold, installments) for hold, installments in view.holds],
+    )
+
+
+def hold_details(session: Session, scope: Scope, receivable_id: int) -> list[HoldDetails]:
+    """The receivable's holds with their installments."""
+    return [HoldDetails(hold, installments) for hold, installments in holds_of(session, scope, receivable_id)]
+
+
+def hold_of(session: Session, scope: Scope, hold: CollectionHold) -> HoldDetails:
+    """One hold with its installments."""
+    return next(found for found in hold_details(session, scope, hold.receivable_id) if found.hold.id == hold.id)

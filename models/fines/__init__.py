@@ -35,9 +35,11 @@ status and changes only through ``models.notices`` operations (``cancel_notice``
     imposition  일괄 결정결의: propose, apply an approval; the hooks into ``models.arrears``
     court       imposition receipt, 이의제기 and its withdrawal, court referral, the court's decision
     queries     reads other layers use: documents, batches and their items, overdue referrals, a notice's timeline
+    views       the case as the back office reads it (``case_details``), a notice's timeline with its stage, a batch
+                with its lines, overdue referrals with days late: built on ``queries`` and the operations' helpers
 
 ``tables`` and ``ports`` import no other module here; ``queries`` only ``tables``; ``cases`` builds on them, the
-other operation modules on ``cases`` (``imposition`` on ``advance``, ``court`` on ``imposition``).
+other operation modules on ``cases`` (``imposition`` on ``advance``, ``court`` on ``imposition``); ``views`` on all.
 
 Importing this package registers the tables; it does no other work.
 """
@@ -76,6 +78,8 @@ from models.fines.court import (  # noqa: F401
 )
 from models.fines.imposition import (  # noqa: F401
     BatchDocument,
+    CallbackOutcome,
+    apply_callback,
     apply_decision,
     batch_document,
     eligible_cases,
@@ -155,4 +159,16 @@ from models.fines.tables import (  # noqa: F401
     ImpositionItem,
     NothingToImpose,
     ObjectionLate,
+)
+from models.fines.views import (  # noqa: F401
+    BatchDetails,
+    BatchLine,
+    CaseDetails,
+    CaseParty,
+    NoticeTimeline,
+    OverdueReferral,
+    batch_details,
+    case_details,
+    notice_timeline,
+    overdue_referral_list,
 )

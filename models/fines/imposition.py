@@ -338,3 +338,28 @@ def resume_arrears(session: Session, receivable_id: int, on: date, actor: Actor,
 def stop_arrears(session: Session, receivable_id: int, on: date, actor: Actor) -> None:
     """The court dismissed the fine: collection ends for good."""
     arrears.stop_collection(session, receivable_id, on, actor)
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """What an e-approval callback did: ``applied``, ``rejected``, ``pending``, ``ignored`` or ``already_applied``."""
+
+    result: str
+    batch_id: int | None
+
+
+def apply_callback(
+    session: Session, decision: Decision, cipher: PiiCipher, now: datetime, *, approval_name: str
+) -> CallbackOutcome:
+    """``apply_decision`` for a callback, saying whether it applied the decision now, earlier, or not at all."""
+    before = session.scalar(
+        select(ImpositionBatch.status).where(ImpositionBatch.submission_id == decision.submission_id)
+    )
+    batch = apply_decision(session, decision, cipher, now, approval_name=approval_name)
+    if batch is None:
+        return CallbackOutcome("ignored", None)
+    if before != BATCH_SUBMITTED:
+        return CallbackOutcome("already_applied", batch.id)
+    return CallbackOutcome(
+        {BATCH_APPLIED: "applied", BATCH_REJECTED: "rejected"}.get(batch.status, "pending"), batch.id
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -48,3 +49,34 @@ def get_exception(session: Session, exception_id: int, scope: Scope) -> tuple[Tr
     if row is None:
         raise NotFound("no such treasury exception", field="exception_id")
     return row[0], row[1]
+
+
+# --- the exception queue as a clerk reads it -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExceptionLine:
+    """An exception with the receipt it is about."""
+
+    exception: TreasuryException
+    receipt: BankReceipt
+
+
+def exception_lines(
+    session: Session,
+    scope: Scope,
+    *,
+    status: str | None = OPEN,
+    on: date | None = None,
+    reason: str | None = None,
+    after: int | None = None,
+    limit: int = 200,
+) -> list[ExceptionLine]:
+    """``list_exceptions``, each with its receipt."""
+    found = list_exceptions(session, scope, status=status, on=on, reason=reason, after=after, limit=limit)
+    return [ExceptionLine(exception, receipt) for exception, receipt in found]
+
+
+def exception_line(session: Session, exception_id: int, scope: Scope) -> ExceptionLine:
+    """``get_exception`` with its receipt."""
+    return ExceptionLine(*get_exception(session, exception_id, scope))

@@ -18,7 +18,7 @@ from marshmallow import Schema, fields, validate
 from models import arrears
 from models.errors import NotFound
 from server import auth
-from server.api.schemas import JURISDICTION
+from server.api.schemas import JURISDICTION, Items
 from server.runtime import runtime, unit_of_work
 from sync.schemas import Text
 
@@ -83,14 +83,16 @@ class InstallmentOut(Schema):
 
 
 class HoldOut(Schema):
-    id = fields.Integer()
-    receivable_id = fields.Integer()
-    kind = fields.String()
-    starts_on = fields.Date()
-    ends_on = fields.Date(allow_none=True)
-    ended_on = fields.Date(allow_none=True)
-    end_reason = fields.String(allow_none=True)
-    basis = fields.String(allow_none=True)
+    """Dumps ``arrears.HoldDetails``."""
+
+    id = fields.Integer(attribute="hold.id")
+    receivable_id = fields.Integer(attribute="hold.receivable_id")
+    kind = fields.String(attribute="hold.kind")
+    starts_on = fields.Date(attribute="hold.starts_on")
+    ends_on = fields.Date(attribute="hold.ends_on", allow_none=True)
+    ended_on = fields.Date(attribute="hold.ended_on", allow_none=True)
+    end_reason = fields.String(attribute="hold.end_reason", allow_none=True)
+    basis = fields.String(attribute="hold.basis", allow_none=True)
     installments = fields.List(fields.Nested(InstallmentOut))
 
 
@@ -116,13 +118,15 @@ class HeadOut(Schema):
 
 
 class ArrearsEntryOut(Schema):
-    id = fields.Integer()
+    """Dumps ``arrears.ArrearsEntry``."""
+
+    id = fields.Integer(attribute="entry.id")
     head = fields.String()
-    kind = fields.String()
-    amount = fields.Integer()
-    business_date = fields.Date()
-    source = fields.String(allow_none=True)
-    memo = fields.String(allow_none=True)
+    kind = fields.String(attribute="entry.kind")
+    amount = fields.Integer(attribute="entry.amount")
+    business_date = fields.Date(attribute="entry.business_date")
+    source = fields.String(attribute="entry.source", allow_none=True)
+    memo = fields.String(attribute="entry.memo", allow_none=True)
     rule_key = fields.String(allow_none=True, metadata={"description": "the rule row of a surcharge"})
 
 
@@ -138,17 +142,19 @@ class PostingOut(Schema):
 
 
 class ArrearsOut(Schema):
-    receivable_id = fields.Integer()
-    jurisdiction = fields.String()
-    revenue_item = fields.String()
-    status = fields.String()
-    allocation_policy = fields.String()
-    business_date = fields.Date()
-    terms = fields.Nested(TermsOut, allow_none=True)
-    balance = fields.Integer()
+    """Dumps ``arrears.ArrearsDetails``."""
+
+    receivable_id = fields.Integer(attribute="view.receivable.id")
+    jurisdiction = fields.String(attribute="view.receivable.jurisdiction")
+    revenue_item = fields.String(attribute="view.receivable.revenue_item")
+    status = fields.String(attribute="view.receivable.status")
+    allocation_policy = fields.String(attribute="view.receivable.allocation_policy")
+    business_date = fields.Date(attribute="view.business_date")
+    terms = fields.Nested(TermsOut, attribute="view.terms", allow_none=True)
+    balance = fields.Integer(attribute="view.balance")
     heads = fields.List(fields.Nested(HeadOut))
     entries = fields.List(fields.Nested(ArrearsEntryOut))
-    postings = fields.List(fields.Nested(PostingOut))
+    postings = fields.List(fields.Nested(PostingOut), attribute="view.postings")
     holds = fields.List(fields.Nested(HoldOut))
 
 
@@ -170,53 +176,6 @@ def _id(text: str, name: str) -> int:
     if not _ID.fullmatch(text):
         raise NotFound(f"no such {name.removesuffix('_id')}", field=name)
     return int(text)
-
-
-# --- serialization helpers ------------------------------------------------------------------------------------------
-
-
-def _hold(hold: arrears.CollectionHold, installments: list[arrears.HoldInstallment]) -> dict[str, Any]:
-    return {
-        "id": hold.id,
-        "receivable_id": hold.receivable_id,
-        "kind": hold.kind,
-        "starts_on": hold.starts_on,
-        "ends_on": hold.ends_on,
-        "ended_on": hold.ended_on,
-        "end_reason": hold.end_reason,
-        "basis": hold.basis,
-        "installments": [{"seq": i.seq, "due_on": i.due_on, "amount": i.amount} for i in installments],
-    }
-
-
-def _view(view: arrears.ArrearsView) -> dict[str, Any]:
-    receivable = view.receivable
-    return {
-        "receivable_id": receivable.id,
-        "jurisdiction": receivable.jurisdiction,
-        "revenue_item": receivable.revenue_item,
-        "status": receivable.status,
-        "allocation_policy": receivable.allocation_policy,
-        "business_date": view.business_date,
-        "terms": view.terms,
-        "balance": view.balance,
-        "heads": [{"head": kind, "balance": total} for kind, total in sorted(view.heads.items())],
-        "entries": [
-            {
-                "id": e.id,
-                "head": view.head_kinds.get(e.charge_head_id, ""),
-                "kind": e.kind,
-                "amount": e.amount,
-                "business_date": e.business_date,
-                "source": e.source,
-                "memo": e.memo,
-                "rule_key": e.source if e.kind == "surcharge" else None,
-            }
-            for e in view.entries
-        ],
-        "postings": view.postings,
-        "holds": [_hold(hold, installments) for hold, installments in view.holds],
-    }
 
 
 # --- the business date and the steps ------------------------------------------------------------------------------
@@ -299,12 +258,12 @@ class ReceivableArrears(MethodView):
     @auth.staff(*READERS)
     @blp.response(200, ArrearsOut)
     @blp.alt_response(404, description="not_found")
-    def get(self, receivable_id: str) -> dict[str, Any]:
+    def get(self, receivable_id: str) -> arrears.ArrearsDetails:
         """A receivable's arrears: its due-date clock, balance per charge head, entries (with the rule key of each
         surcharge), surcharge decisions and holds."""
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            return _view(arrears.arrears_view(session, scope, _id(receivable_id, "receivable_id")))
+            return arrears.arrears_details(session, scope, _id(receivable_id, "receivable_id"))
 
 
 @blp.route("/receivables/<receivable_id>/holds")
@@ -312,19 +271,18 @@ class ReceivableHolds(MethodView):
     @auth.staff(*READERS)
     @blp.response(200, HoldList)
     @blp.alt_response(404, description="not_found")
-    def get(self, receivable_id: str) -> dict[str, Any]:
+    def get(self, receivable_id: str) -> Items[arrears.HoldDetails]:
         """The receivable's holds: 분납 (with installments), 징수유예, 이의제기; ended ones with their reason."""
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            holds = arrears.holds_of(session, scope, _id(receivable_id, "receivable_id"))
-            return {"items": [_hold(h, i) for h, i in holds]}
+            return Items(arrears.hold_details(session, scope, _id(receivable_id, "receivable_id")))
 
     @auth.staff(*DECIDERS)
     @blp.arguments(HoldRequest)
     @blp.response(201, HoldOut)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: not imposed, suspended, another relief, earlier default")
-    def post(self, body: dict[str, Any], receivable_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], receivable_id: str) -> arrears.HoldDetails:
         """Grant 분납 (installments) or 징수유예 (until ``ends_on``): no 가산금 or 중가산금 accrues while in force."""
         with unit_of_work() as session:
             principal = auth.current_principal()
@@ -338,9 +296,7 @@ class ReceivableHolds(MethodView):
                 installments=tuple(arrears.Installment(i["due_on"], i["amount"]) for i in body.get("installments", [])),
                 basis=body["basis"],
             )
-            hold = arrears.grant_relief(session, scope, cmd, principal.actor())
-            installments = arrears.holds_of(session, scope, rid)
-            return _hold(hold, next(i for h, i in installments if h.id == hold.id))
+            return arrears.hold_of(session, scope, arrears.grant_relief(session, scope, cmd, principal.actor()))
 
 
 @blp.route("/holds/<hold_id>/end")
@@ -350,7 +306,7 @@ class EndHold(MethodView):
     @blp.response(200, HoldOut)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: not a relief in force on that day")
-    def post(self, body: dict[str, Any], hold_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], hold_id: str) -> arrears.HoldDetails:
         """취소 of a 분납 or 징수유예: ``default`` (no new relief afterwards) or ``cancelled`` (changed circumstances);
         surcharges accrue again from ``on``."""
         with unit_of_work() as session:
@@ -358,5 +314,4 @@ class EndHold(MethodView):
             scope = auth.scope_of(session, principal)
             day = body.get("on") or arrears.business_date(session, runtime().clock)
             hold = arrears.end_relief(session, scope, _id(hold_id, "hold_id"), day, body["reason"], principal.actor())
-            installments = arrears.holds_of(session, scope, hold.receivable_id)
-            return _hold(hold, next(i for h, i in installments if h.id == hold.id))
+            return arrears.hold_of(session, scope, hold)

@@ -8,13 +8,13 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import devices as device_ops
-from models import ledger
 from models import notices as notice_ops
 from models.errors import NotFound
-from models.payments import Payment
+from models.jurisdictions import Jurisdiction
+from models.payments import NoticeDetails, notice_details
 from models.users import authenticate
 from server import auth
 from server.api import schemas
@@ -30,62 +30,47 @@ class Login(MethodView):
     @blp.response(200, schemas.LoginResponse)
     @blp.alt_response(401, description="invalid_credentials")
     @blp.alt_response(429, description="rate_limited")
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> auth.Token:
         """Staff sign-in: a token for an hour."""
         rt = runtime()
         now = rt.clock()
         with unit_of_work() as session:
             user = authenticate(session, body["login"], body["password"], now, rt.lockout)
-            lifetime = timedelta(minutes=rt.config.staff_token_minutes)
-            token = auth.issue_token(
-                user_id=user.id,
-                login=user.login,
-                role=user.role,
-                jurisdiction=user.jurisdiction,
-                kind=auth.STAFF,
-                lifetime=lifetime,
-                now=now,
-            )
-            return {
-                "access_token": token,
-                "expires_in": int(lifetime.total_seconds()),
-                "user": {"login": user.login, "role": user.role, "jurisdiction": user.jurisdiction},
-            }
+            return auth.issue_token(user, auth.STAFF, now)
+
+
+def _check_jurisdiction(session: Session, code: str) -> None:
+    """A jurisdiction the caller may see and that exists, else ``NotFound``."""
+    if not auth.scope_of(session, auth.current_principal()).allows(code) or session.get(Jurisdiction, code) is None:
+        raise NotFound("no such jurisdiction", field="jurisdiction")
 
 
 @blp.route("/devices")
 class Devices(MethodView):
     @auth.staff("admin")
     @blp.response(200, schemas.DeviceList)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> schemas.Items[device_ops.Device]:
         """Devices in the caller's scope."""
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            stmt = scope.apply(select(device_ops.Device), device_ops.Device.jurisdiction)
-            return {"items": list(session.scalars(stmt.order_by(device_ops.Device.created_at)))}
+            return schemas.Items(device_ops.devices_in(session, scope))
 
     @auth.staff("admin")
     @blp.arguments(schemas.RegisterDeviceRequest)
     @blp.response(201, schemas.RegisterDeviceResponse)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> schemas.EnrollmentCode:
         """Register a device; its one-use enrollment code (8 characters, 24 h) is shown only here."""
         rt = runtime()
         with unit_of_work() as session:
-            principal = auth.current_principal()
-            if not auth.scope_of(session, principal).allows(body["jurisdiction"]):
-                raise NotFound("no such jurisdiction", field="jurisdiction")
-            from models.jurisdictions import Jurisdiction
-
-            if session.get(Jurisdiction, body["jurisdiction"]) is None:
-                raise NotFound("no such jurisdiction", field="jurisdiction")
+            _check_jurisdiction(session, body["jurisdiction"])
             device, code = device_ops.register_device(
                 session,
                 device_ops.RegisterDevice(body["jurisdiction"], body["label"]),
-                principal.actor(),
+                auth.current_principal().actor(),
                 rt.clock(),
                 timedelta(hours=rt.config.enrollment_code_hours),
             )
-            return {"device_id": device.id, "enrollment_code": code}
+            return schemas.EnrollmentCode(device, code)
 
 
 def _scoped_device(session: Any, device_id: str, *, for_update: bool = False) -> device_ops.Device:
@@ -99,7 +84,7 @@ def _scoped_device(session: Any, device_id: str, *, for_update: bool = False) ->
 class EnrollmentCode(MethodView):
     @auth.staff("admin")
     @blp.response(201, schemas.EnrollmentCodeResponse)
-    def post(self, device_id: str) -> dict[str, Any]:
+    def post(self, device_id: str) -> schemas.EnrollmentCode:
         """A fresh enrollment code for a registered device (re-enrolling gives it a new secret and QR key)."""
         rt = runtime()
         with unit_of_work() as session:
@@ -107,7 +92,7 @@ class EnrollmentCode(MethodView):
             code = device_ops.new_enrollment_code(
                 session, device, rt.clock(), timedelta(hours=rt.config.enrollment_code_hours)
             )
-            return {"device_id": device.id, "enrollment_code": code, "expires_at": device.enrollment_expires_at}
+            return schemas.EnrollmentCode(device, code)
 
 
 @blp.route("/devices/<device_id>/revoke")
@@ -115,18 +100,13 @@ class Revoke(MethodView):
     @auth.staff("admin")
     @blp.arguments(schemas.RevokeRequest)
     @blp.response(200, schemas.RevokeResponse)
-    def post(self, body: dict[str, Any], device_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], device_id: str) -> device_ops.Revocation:
         """Revoke a lost or stolen device: every later request of it is refused and its unused numbers cancelled."""
         rt = runtime()
         with unit_of_work() as session:
             principal = auth.current_principal()
             _scoped_device(session, device_id)
-            result = device_ops.revoke_device(session, device_id, body["reason"], principal.actor(), rt.clock())
-            return {
-                "device_id": result.device_id,
-                "revoked_at": result.revoked_at,
-                "cancelled_numbers": result.cancelled_numbers,
-            }
+            return device_ops.revoke_device(session, device_id, body["reason"], principal.actor(), rt.clock())
 
 
 STAFF_READERS = ("admin", "clerk", "approver", "auditor")
@@ -138,68 +118,30 @@ class Notices(MethodView):
     @auth.staff(*STAFF_READERS)
     @blp.arguments(schemas.NoticeQuery, location="query")
     @blp.response(200, schemas.NoticeList)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> schemas.Page[notice_ops.Notice]:
         """Notices in the caller's jurisdiction, newest first; ``next`` is the cursor of the following page."""
+        flt = notice_ops.NoticeFilter(
+            notice_no=query.get("notice_no"),
+            plate=query.get("plate"),
+            status=query.get("status"),
+            observed_from=query.get("from_"),
+            observed_to=query.get("to"),
+        )
+        limit, after = query["limit"], int(query["after"]) if query.get("after") else None
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            flt = notice_ops.NoticeFilter(
-                notice_no=query.get("notice_no"),
-                plate=query.get("plate"),
-                status=query.get("status"),
-                observed_from=query.get("from_"),
-                observed_to=query.get("to"),
-            )
-            limit = query["limit"]
-            after = int(query["after"]) if query.get("after") else None
             items = notice_ops.list_notices(session, scope, flt, limit + 1, after)
-            has_more = len(items) > limit
-            items = items[:limit]
-            return {"items": items, "next": str(items[-1].id) if has_more and items else None}
+            return schemas.keyset_page(items, limit, lambda notice: notice.id)
 
 
 @blp.route("/notices/<notice_no>")
 class NoticeOne(MethodView):
     @auth.staff(*STAFF_READERS)
     @blp.response(200, schemas.NoticeDetail)
-    def get(self, notice_no: str) -> dict[str, Any]:
+    def get(self, notice_no: str) -> NoticeDetails:
         """One notice with its receivable, ledger entries, payments and timeline."""
         if not _NOTICE_NO.fullmatch(notice_no):
             # never a number (NUL, say, which PostgreSQL cannot even compare): the same answer as an unknown one
             raise NotFound("no such notice", field="notice_no")
         with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            notice = notice_ops.get_notice(session, scope, notice_no)
-            out: dict[str, Any] = {
-                name: getattr(notice, name) for name in schemas.NoticeOut().fields if name != "offender_name"
-            }
-            out["offender_name_masked"] = notice.offender_name_masked
-            receivable = notice_ops.receivable_of(session, notice.id)
-            out["receivable"] = None
-            out["entries"] = []
-            out["payments"] = []
-            if receivable is not None:
-                heads = {
-                    h.id: h.kind
-                    for h in session.scalars(
-                        select(ledger.ChargeHead).where(ledger.ChargeHead.receivable_id == receivable.id)
-                    )
-                }
-                out["receivable"] = {
-                    "id": receivable.id,
-                    "revenue_item": receivable.revenue_item,
-                    "status": receivable.status,
-                    "balance": ledger.balance(session, receivable.id),
-                    "allocation_policy": receivable.allocation_policy,
-                }
-                out["entries"] = [
-                    {
-                        **{c: getattr(e, c) for c in schemas.EntryOut().fields if c != "charge_head"},
-                        "charge_head": heads.get(e.charge_head_id),
-                    }
-                    for e in ledger.entries(session, receivable.id)
-                ]
-                out["payments"] = list(
-                    session.scalars(select(Payment).where(Payment.receivable_id == receivable.id).order_by(Payment.id))
-                )
-            out["timeline"] = notice_ops.history(session, notice.id)
-            return out
+            return notice_details(session, auth.scope_of(session, auth.current_principal()), notice_no)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,24 +25,26 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.approval import (
     ApprovalError,
     ApprovalRefused,
     ApprovalRequest,
+    ApprovalService,
     ApprovalUnavailable,
     CallbackRejected,
 )
 from adapters.registry import RegistryRefused, RegistryUnavailable
-from models import fines, ledger
+from models import fines
 from models import notices as notice_ops
 from models.base import Actor, Scope
 from models.errors import InvalidInput, NotFound
+from models.fines.ports import Decision
 from models.rules import HARDSHIP_GROUNDS
 from protocol import seoul_date
 from server import auth
+from server.api.schemas import keyset_page
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
 from sync.schemas import Text
@@ -84,32 +87,34 @@ class DocumentOut(Schema):
 
 
 class CaseOut(Schema):
-    notice_no = fields.String()
-    kind = fields.String()
-    jurisdiction = fields.String()
-    stage = fields.String(validate=validate.OneOf(fines.STAGES))
-    version = fields.Integer()
-    notice_status = fields.String()
+    """Dumps ``fines.CaseDetails``."""
+
+    notice_no = fields.String(attribute="notice.notice_no")
+    kind = fields.String(attribute="case.kind")
+    jurisdiction = fields.String(attribute="case.jurisdiction")
+    stage = fields.String(attribute="case.stage", validate=validate.OneOf(fines.STAGES))
+    version = fields.Integer(attribute="case.version")
+    notice_status = fields.String(attribute="notice.status")
     party = fields.Nested(PartyOut)
     amount = fields.Integer(metadata={"description": "the fine before 자진납부 (after any reduction)"})
     balance = fields.Integer()
     self_payment_amount = fields.Integer(allow_none=True)
-    advance_noticed_on = fields.Date(allow_none=True)
-    opinion_deadline = fields.Date(allow_none=True)
-    reduced_until = fields.Date(allow_none=True)
-    batch_id = fields.Integer(allow_none=True)
-    imposed_on = fields.Date(allow_none=True)
-    due_date = fields.Date(allow_none=True)
-    due_rule = fields.String(allow_none=True)
-    imposition_received_on = fields.Date(allow_none=True)
+    advance_noticed_on = fields.Date(attribute="case.advance_noticed_on", allow_none=True)
+    opinion_deadline = fields.Date(attribute="case.opinion_deadline", allow_none=True)
+    reduced_until = fields.Date(attribute="case.reduced_until", allow_none=True)
+    batch_id = fields.Integer(attribute="case.batch_id", allow_none=True)
+    imposed_on = fields.Date(attribute="case.imposed_on", allow_none=True)
+    due_date = fields.Date(attribute="case.due_date", allow_none=True)
+    due_rule = fields.String(attribute="case.due_rule", allow_none=True)
+    imposition_received_on = fields.Date(attribute="case.imposition_received_on", allow_none=True)
     objection_deadline = fields.Date(allow_none=True)
-    objected_on = fields.Date(allow_none=True)
-    referral_deadline = fields.Date(allow_none=True)
-    referred_on = fields.Date(allow_none=True)
-    court = fields.String(allow_none=True)
-    court_outcome = fields.String(allow_none=True)
-    court_amount = fields.Integer(allow_none=True)
-    decided_on = fields.Date(allow_none=True)
+    objected_on = fields.Date(attribute="case.objected_on", allow_none=True)
+    referral_deadline = fields.Date(attribute="case.referral_deadline", allow_none=True)
+    referred_on = fields.Date(attribute="case.referred_on", allow_none=True)
+    court = fields.String(attribute="case.court", allow_none=True)
+    court_outcome = fields.String(attribute="case.court_outcome", allow_none=True)
+    court_amount = fields.Integer(attribute="case.court_amount", allow_none=True)
+    decided_on = fields.Date(attribute="case.decided_on", allow_none=True)
     documents = fields.List(fields.Nested(DocumentOut))
     advance_notice = fields.Dict(
         allow_none=True, metadata={"description": "the 사전통지's data (a person notice's: its printed slip)"}
@@ -176,25 +181,29 @@ class BatchIn(Schema):
 
 
 class BatchItemOut(Schema):
+    """Dumps ``fines.BatchLine``."""
+
     notice_no = fields.String()
-    amount = fields.Integer()
-    outcome = fields.String()
-    skip_reason = fields.String(allow_none=True)
+    amount = fields.Integer(attribute="item.amount")
+    outcome = fields.String(attribute="item.outcome")
+    skip_reason = fields.String(attribute="item.skip_reason", allow_none=True)
 
 
 class BatchOut(Schema):
-    id = fields.Integer()
-    jurisdiction = fields.String()
-    status = fields.String()
-    as_of = fields.Date()
-    count = fields.Integer()
-    amount_total = fields.Integer()
-    reference_id = fields.String()
-    submission_id = fields.String(allow_none=True)
-    decided_by = fields.String(allow_none=True)
-    decided_at = fields.DateTime(allow_none=True)
-    imposed_count = fields.Integer(allow_none=True)
-    skipped_count = fields.Integer(allow_none=True)
+    """Dumps ``fines.BatchDetails``."""
+
+    id = fields.Integer(attribute="batch.id")
+    jurisdiction = fields.String(attribute="batch.jurisdiction")
+    status = fields.String(attribute="batch.status")
+    as_of = fields.Date(attribute="batch.as_of")
+    count = fields.Integer(attribute="batch.count")
+    amount_total = fields.Integer(attribute="batch.amount_total")
+    reference_id = fields.String(attribute="batch.reference_id")
+    submission_id = fields.String(attribute="batch.submission_id", allow_none=True)
+    decided_by = fields.String(attribute="batch.decided_by", allow_none=True)
+    decided_at = fields.DateTime(attribute="batch.decided_at", allow_none=True)
+    imposed_count = fields.Integer(attribute="batch.imposed_count", allow_none=True)
+    skipped_count = fields.Integer(attribute="batch.skipped_count", allow_none=True)
     items = fields.List(fields.Nested(BatchItemOut))
 
 
@@ -204,9 +213,11 @@ class ReferralQuery(Schema):
 
 
 class ReferralOut(Schema):
+    """Dumps ``fines.OverdueReferral``."""
+
     notice_no = fields.String()
-    objected_on = fields.Date()
-    referral_deadline = fields.Date()
+    objected_on = fields.Date(attribute="case.objected_on")
+    referral_deadline = fields.Date(attribute="case.referral_deadline")
     days_late = fields.Integer()
 
 
@@ -227,6 +238,8 @@ class FineTimelineEntryOut(Schema):
 
 
 class NoticeTimelineOut(Schema):
+    """Dumps ``fines.NoticeTimeline``."""
+
     notice_no = fields.String()
     stage = fields.String(allow_none=True)
     items = fields.List(fields.Nested(FineTimelineEntryOut))
@@ -253,53 +266,21 @@ def _check_notice_no(notice_no: str) -> None:
         raise NotFound("no such notice", field="notice_no")
 
 
-def case_view(session: Session, notice: notice_ops.Notice, case: fines.FineCase) -> dict[str, Any]:
-    receivable = notice_ops.receivable_of(session, notice.id)
-    deadline = fines.objection_deadline(session, case)
-    return {
-        "notice_no": notice.notice_no,
-        "kind": case.kind,
-        "jurisdiction": case.jurisdiction,
-        "stage": case.stage,
-        "version": case.version,
-        "notice_status": notice.status,
-        "party": {
-            "kind": case.party_kind,
-            "name": case.party_name_masked or notice.offender_name_masked,
-            "identifier": fines.party_identifier_masked(case, notice, runtime().cipher),
-        },
-        "amount": fines.fine_amount(case, notice),
-        "balance": ledger.balance(session, receivable.id) if receivable is not None else 0,
-        "self_payment_amount": case.self_payment_amount
-        if case.self_payment_amount is not None
-        else notice.reduced_amount,
-        "advance_noticed_on": case.advance_noticed_on,
-        "opinion_deadline": case.opinion_deadline,
-        "reduced_until": case.reduced_until,
-        "batch_id": case.batch_id,
-        "imposed_on": case.imposed_on,
-        "due_date": case.due_date,
-        "due_rule": case.due_rule,
-        "imposition_received_on": case.imposition_received_on,
-        "objection_deadline": deadline.day if deadline else None,
-        "objected_on": case.objected_on,
-        "referral_deadline": case.referral_deadline,
-        "referred_on": case.referred_on,
-        "court": case.court,
-        "court_outcome": case.court_outcome,
-        "court_amount": case.court_amount,
-        "decided_on": case.decided_on,
-        "documents": fines.documents(session, case.notice_id),
-        "advance_notice": fines.advance_notice_data(session, case, notice)
-        if case.stage != fines.SYNCED and (case.advance_noticed_on is not None or case.kind == "person")
-        else None,
-    }
+@dataclass(frozen=True)
+class OnCase:
+    """The locked notice and case an action runs on, in its unit of work, with who acts and when."""
+
+    session: Session
+    notice: notice_ops.Notice
+    case: fines.FineCase
+    actor: Actor
+    now: datetime
 
 
-Operation = Callable[[Session, notice_ops.Notice, fines.FineCase, Actor, datetime], Any]
+Operation = Callable[[OnCase], object]
 
 
-def _on_case(notice_no: str, operation: Operation, *, check_version: bool = True) -> tuple[dict[str, Any], int, dict]:
+def _on_case(notice_no: str, operation: Operation, *, check_version: bool = True) -> tuple[Any, int, dict[str, str]]:
     """Run ``operation`` on the locked notice and case in one unit of work; the case with its ETag."""
     _check_notice_no(notice_no)
     rt = runtime()
@@ -307,16 +288,15 @@ def _on_case(notice_no: str, operation: Operation, *, check_version: bool = True
     try:
         with unit_of_work() as session:
             principal = auth.current_principal()
-            scope = auth.scope_of(session, principal)
             now = rt.clock()
-            notice, case = fines.find_case(session, scope, notice_no, now)
+            notice, case = fines.find_case(session, auth.scope_of(session, principal), notice_no, now)
             if check_version:
                 fines.check_case_version(case, expected)
-            operation(session, notice, case, principal.actor(), now)
-            out = case_view(session, notice, case)
+            operation(OnCase(session, notice, case, principal.actor(), now))
+            details = fines.case_details(session, notice, case, rt.cipher)
     except fines.StaleCase as exc:
         raise ApiError(412, "precondition_failed", exc.detail) from exc
-    return out, 200, {"ETag": f'"{out["version"]}"'}
+    return details, 200, {"ETag": f'"{case.version}"'}
 
 
 def _jurisdiction(session: Session, scope: Scope, asked: str | None, home: str) -> str:
@@ -324,32 +304,6 @@ def _jurisdiction(session: Session, scope: Scope, asked: str | None, home: str) 
     if not scope.allows(jurisdiction):
         raise NotFound("no such jurisdiction", field="jurisdiction")
     return jurisdiction
-
-
-def _batch_view(session: Session, batch: fines.ImpositionBatch) -> dict[str, Any]:
-    return {
-        **{
-            name: getattr(batch, name)
-            for name in (
-                "id",
-                "jurisdiction",
-                "status",
-                "as_of",
-                "count",
-                "amount_total",
-                "reference_id",
-                "submission_id",
-                "decided_by",
-                "decided_at",
-                "imposed_count",
-                "skipped_count",
-            )
-        },
-        "items": [
-            {"notice_no": no, "amount": item.amount, "outcome": item.outcome, "skip_reason": item.skip_reason}
-            for item, no in fines.batch_items(session, batch.id)
-        ],
-    }
 
 
 def _batch_id(value: str) -> int:
@@ -364,14 +318,17 @@ def _approval_error(exc: ApprovalError) -> ApiError:
     return ApiError(503, "approval_unavailable", "e-approval could not be reached; try again")
 
 
-def _submit(batch_id: int) -> dict[str, Any]:
+def _batch(session: Session, batch_id: int, *, for_update: bool = False) -> fines.ImpositionBatch:
+    """The batch in the caller's scope."""
+    return fines.get_batch(session, auth.scope_of(session, auth.current_principal()), batch_id, for_update=for_update)
+
+
+def _submit(batch_id: int) -> fines.BatchDetails:
     """Submit a proposed batch to e-approval (idempotent by its reference id) and mark it submitted."""
     rt = runtime()
     service = rt.approval()
     with unit_of_work() as session:
-        scope = auth.scope_of(session, auth.current_principal())
-        batch = fines.get_batch(session, scope, batch_id)
-        doc = fines.batch_document(session, batch)
+        doc = fines.batch_document(session, _batch(session, batch_id))
     callback_url = f"{rt.config.pay_base_url.rstrip('/')}/api/v1/approvals/callbacks/{service.name}"
     try:
         submission_id = service.submit(
@@ -388,10 +345,69 @@ def _submit(batch_id: int) -> dict[str, Any]:
     except ApprovalError as exc:
         raise _approval_error(exc) from exc
     with unit_of_work() as session:
-        scope = auth.scope_of(session, auth.current_principal())
-        batch = fines.get_batch(session, scope, batch_id, for_update=True)
+        batch = _batch(session, batch_id, for_update=True)
         fines.mark_submitted(session, batch, service.name, submission_id, rt.clock())
-        return _batch_view(session, batch)
+        return fines.batch_details(session, batch)
+
+
+def _refresh(batch_id: int) -> fines.BatchDetails:
+    """Submit a proposed batch, or ask e-approval for the decision on a submitted one and apply it."""
+    rt = runtime()
+    with unit_of_work() as session:
+        batch = _batch(session, batch_id)
+        status, submission_id, name = batch.status, batch.submission_id, batch.approval_name
+        if status != fines.BATCH_PROPOSED and (status != fines.BATCH_SUBMITTED or submission_id is None):
+            return fines.batch_details(session, batch)
+    if status == fines.BATCH_PROPOSED or submission_id is None:
+        return _submit(batch_id)
+    service = rt.approval()
+    if name != service.name:
+        raise ApiError(409, "invalid_transition", f"the batch went to another e-approval service ({name})")
+    try:
+        decision = service.status(submission_id)
+    except ApprovalError as exc:
+        raise _approval_error(exc) from exc
+    with unit_of_work() as session:
+        _batch(session, batch_id)  # in scope
+        fines.apply_decision(session, decision, rt.cipher, rt.clock(), approval_name=service.name)
+        return fines.batch_details(session, _batch(session, batch_id))
+
+
+def _callback_decision(service: ApprovalService, approval_name: str) -> Decision:
+    """The e-approval callback of this request, verified (its signature, then a status query)."""
+    if approval_name != service.name:
+        raise ApiError(404, "not_found", "no such e-approval service")
+    try:
+        return service.verify_callback(dict(request.headers.items()), request.get_data(cache=True))
+    except CallbackRejected as exc:
+        if exc.code in ("bad_signature", "stale_timestamp"):
+            raise ApiError(401, "signature_invalid", f"the callback does not verify ({exc.code})") from None
+        raise InvalidInput(f"the callback is not acted on ({exc.code})", field="body") from None
+    except (ApprovalUnavailable, ApprovalRefused) as exc:
+        raise _approval_error(exc) from exc
+
+
+def _lookup_owners(body: dict[str, Any]) -> fines.LookupReport:
+    """차적조회 in the caller's jurisdiction (or, for a city user who names none, every district)."""
+    rt = runtime()
+    registry = rt.registry()
+    with unit_of_work() as session:
+        principal = auth.current_principal()
+        scope = auth.scope_of(session, principal)
+        asked = body.get("jurisdiction")
+        jurisdiction: str | None = None  # a city user without one: every district
+        if asked is not None or scope.jurisdictions is not None:
+            jurisdiction = _jurisdiction(session, scope, asked, principal.jurisdiction)
+        return fines.lookup_owners(
+            session,
+            registry,
+            rt.cipher,
+            rt.clock(),
+            jurisdiction=jurisdiction,
+            channel=body["channel"],
+            limit=body["limit"],
+            actor=principal.actor(),
+        )
 
 
 # --- cases ----------------------------------------------------------------------------------------------------------
@@ -404,137 +420,158 @@ class CaseOne(MethodView):
     @blp.alt_response(404, description="not_found")
     def get(self, notice_no: str) -> Any:
         """A notice's fine case: stage, deadlines, amounts and the documents sent (party masked); ETag = version."""
-        return _on_case(notice_no, lambda *args: None, check_version=False)
+        return _on_case(notice_no, lambda on: None, check_version=False)
 
 
-@blp.route("/fines/<notice_no>/opinions")
-class Opinions(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(OpinionIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: not in the 사전통지 stage, or its period is over")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """의견제출: record the party's opinion (written, oral with who spoke, electronic); it waits for a decision."""
-        cmd = fines.SubmitOpinion(body["summary"], body["channel"], body["submitted_by"], body.get("speaker"))
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.submit_opinion(s, c, n, cmd, a, now))
+Step = Callable[[OnCase, dict[str, Any]], object]
 
 
-@blp.route("/fines/<notice_no>/opinion-decision")
-class OpinionDecision(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(OpinionDecisionIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: no opinion waits for a decision")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """Decide an opinion: ``reject`` (the case goes on), ``accept_reduce`` (to ``amount``) or ``accept_cancel``."""
-        cmd = fines.DecideOpinion(body["decision"], body["reason"], body.get("amount"))
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.decide_opinion(s, c, n, cmd, a, now))
+@dataclass(frozen=True)
+class CaseAction:
+    """A transition of a case, ``POST /fines/<notice_no>/<path>``: answered with the case and its ETag."""
+
+    endpoint: str
+    path: str
+    body: type[Schema]
+    step: Step
+    summary: str  # the OpenAPI summary
+    conflict: str  # the 409's description
+    refused: str | None = None  # the 422's description, if the operation can refuse the input
 
 
-@blp.route("/fines/<notice_no>/hardship")
-class Hardship(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(HardshipIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: outside the 사전통지 stage or after its deadline")
-    @blp.alt_response(422, description="reduction_refused: no ground, or other 과태료 in arrears")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """감경 (시행령 §2의2): reduce the fine for a hardship ground (a ``reduction`` entry naming the rule row)."""
-        cmd = fines.ClaimHardship(body["grounds"], body["reason"], body.get("rate"))
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.claim_hardship(s, c, n, cmd, a, now))
+CASE_ACTIONS = (
+    CaseAction(
+        "Opinions",
+        "opinions",
+        OpinionIn,
+        lambda on, b: fines.submit_opinion(
+            on.session,
+            on.case,
+            on.notice,
+            fines.SubmitOpinion(b["summary"], b["channel"], b["submitted_by"], b.get("speaker")),
+            on.actor,
+            on.now,
+        ),
+        "의견제출: record the party's opinion (written, oral with who spoke, electronic); it waits for a decision.",
+        "invalid_transition: not in the 사전통지 stage, or its period is over",
+    ),
+    CaseAction(
+        "OpinionDecision",
+        "opinion-decision",
+        OpinionDecisionIn,
+        lambda on, b: fines.decide_opinion(
+            on.session,
+            on.case,
+            on.notice,
+            fines.DecideOpinion(b["decision"], b["reason"], b.get("amount")),
+            on.actor,
+            on.now,
+        ),
+        "Decide an opinion: ``reject`` (the case goes on), ``accept_reduce`` (to ``amount``) or ``accept_cancel``.",
+        "invalid_transition: no opinion waits for a decision",
+    ),
+    CaseAction(
+        "Hardship",
+        "hardship",
+        HardshipIn,
+        lambda on, b: fines.claim_hardship(
+            on.session,
+            on.case,
+            on.notice,
+            fines.ClaimHardship(b["grounds"], b["reason"], b.get("rate")),
+            on.actor,
+            on.now,
+        ),
+        "감경 (시행령 §2의2): reduce the fine for a hardship ground (a ``reduction`` entry naming the rule row).",
+        "invalid_transition: outside the 사전통지 stage or after its deadline",
+        "reduction_refused: no ground, or other 과태료 in arrears",
+    ),
+    CaseAction(
+        "CancelCase",
+        "cancel",
+        ReasonIn,
+        lambda on, b: fines.cancel_case(on.session, on.case, on.notice, b["reason"], on.actor, on.now),
+        "직권취소 before imposition: the case ends ``cancelled`` and the notice's receivable is reversed.",
+        "invalid_transition: imposed already, ended, or paid in part",
+    ),
+    CaseAction(
+        "ImpositionReceipt",
+        "imposition-receipt",
+        ReceiptIn,
+        lambda on, b: fines.record_imposition_receipt(on.session, on.case, b["received_on"], on.actor, on.now),
+        "The day the party received the 부과 고지서 (delivery record): the 60-day objection period counts from it.",
+        "invalid_transition: not imposed",
+    ),
+    CaseAction(
+        "Objection",
+        "objection",
+        ObjectionIn,
+        lambda on, b: fines.file_objection(
+            on.session, on.case, on.notice, b["filed_on"], b["reason"], on.actor, on.now
+        ),
+        "이의제기 (법 §20): the imposition loses its effect and the 14-day court referral clock starts.",
+        "invalid_transition: not imposed",
+        "objection_late: after the 60 days",
+    ),
+    CaseAction(
+        "ObjectionWithdrawal",
+        "objection-withdrawal",
+        ReasonIn,
+        lambda on, b: fines.withdraw_objection(on.session, on.case, on.notice, b["reason"], on.actor, on.now),
+        "The party withdraws the objection before the court referral (법 §20③): the imposition stands again.",
+        "invalid_transition: no objection, or already referred to court",
+    ),
+    CaseAction(
+        "Referral",
+        "referral",
+        ReferralIn,
+        lambda on, b: fines.refer_to_court(on.session, on.case, b["court"], b["reason"], on.actor, on.now),
+        "법원 통보 (법 §21): the case goes to the court (a referral after the 14 days is recorded as late).",
+        "invalid_transition: no objection to refer",
+    ),
+    CaseAction(
+        "CourtDecision",
+        "court-decision",
+        CourtDecisionIn,
+        lambda on, b: fines.record_court_decision(
+            on.session,
+            on.case,
+            on.notice,
+            fines.CourtDecision(b["outcome"], b["decided_on"], b["reason"], b.get("amount")),
+            on.actor,
+            on.now,
+        ),
+        "The court's decision: ``confirmed``/``reduced`` with the amount (collectible again) or ``dismissed``.",
+        "invalid_transition: not referred to court",
+    ),
+)
 
 
-@blp.route("/fines/<notice_no>/cancel")
-class CancelCase(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(ReasonIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: imposed already, ended, or paid in part")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """직권취소 before imposition: the case ends ``cancelled`` and the notice's receivable is reversed."""
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.cancel_case(s, c, n, body["reason"], a, now))
+def _register(action: CaseAction) -> None:
+    """Route one case action: a MethodView named ``action.endpoint`` whose ``post`` runs its step on the case."""
+
+    def post(self: MethodView, body: dict[str, Any], notice_no: str) -> Any:
+        return _on_case(notice_no, lambda on: action.step(on, body))
+
+    post.__doc__ = action.summary
+    refusals = [blp.alt_response(422, description=action.refused)] if action.refused else []
+    for decorate in [
+        *refusals,
+        blp.alt_response(409, description=action.conflict),
+        blp.alt_response(404, description="not_found"),
+        blp.response(200, CaseOut),
+        blp.doc(parameters=[IF_MATCH]),
+        blp.arguments(action.body),
+        auth.staff(*DECIDERS),
+    ]:
+        post = decorate(post)
+    view = type(action.endpoint, (MethodView,), {"post": post, "__module__": __name__, "__doc__": action.summary})
+    blp.route(f"/fines/<notice_no>/{action.path}")(view)
+    globals()[action.endpoint] = view
 
 
-@blp.route("/fines/<notice_no>/imposition-receipt")
-class ImpositionReceipt(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(ReceiptIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: not imposed")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """The day the party received the 부과 고지서 (delivery record): the 60-day objection period counts from it."""
-        return _on_case(
-            notice_no, lambda s, n, c, a, now: fines.record_imposition_receipt(s, c, body["received_on"], a, now)
-        )
-
-
-@blp.route("/fines/<notice_no>/objection")
-class Objection(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(ObjectionIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: not imposed")
-    @blp.alt_response(422, description="objection_late: after the 60 days")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """이의제기 (법 §20): the imposition loses its effect and the 14-day court referral clock starts."""
-        return _on_case(
-            notice_no,
-            lambda s, n, c, a, now: fines.file_objection(s, c, n, body["filed_on"], body["reason"], a, now),
-        )
-
-
-@blp.route("/fines/<notice_no>/objection-withdrawal")
-class ObjectionWithdrawal(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(ReasonIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: no objection, or already referred to court")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """The party withdraws the objection before the court referral (법 §20③): the imposition stands again."""
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.withdraw_objection(s, c, n, body["reason"], a, now))
-
-
-@blp.route("/fines/<notice_no>/referral")
-class Referral(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(ReferralIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: no objection to refer")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """법원 통보 (법 §21): the case goes to the court (a referral after the 14 days is recorded as late)."""
-        return _on_case(
-            notice_no, lambda s, n, c, a, now: fines.refer_to_court(s, c, body["court"], body["reason"], a, now)
-        )
-
-
-@blp.route("/fines/<notice_no>/court-decision")
-class CourtDecision(MethodView):
-    @auth.staff(*DECIDERS)
-    @blp.arguments(CourtDecisionIn)
-    @blp.doc(parameters=[IF_MATCH])
-    @blp.response(200, CaseOut)
-    @blp.alt_response(404, description="not_found")
-    @blp.alt_response(409, description="invalid_transition: not referred to court")
-    def post(self, body: dict[str, Any], notice_no: str) -> Any:
-        """The court's decision: ``confirmed``/``reduced`` with the amount (collectible again) or ``dismissed``."""
-        cmd = fines.CourtDecision(body["outcome"], body["decided_on"], body["reason"], body.get("amount"))
-        return _on_case(notice_no, lambda s, n, c, a, now: fines.record_court_decision(s, c, n, cmd, a, now))
+for _action in CASE_ACTIONS:
+    _register(_action)
 
 
 # --- owner lookup, imposition, referrals ----------------------------------------------------------------------------
@@ -548,27 +585,8 @@ class OwnerLookups(MethodView):
     @blp.alt_response(503, description="registry_unavailable")
     def post(self, body: dict[str, Any]) -> Any:
         """차적조회: find the owners of synced parking notices and send each the 사전통지 (mail or electronic)."""
-        rt = runtime()
-        registry = rt.registry()
         try:
-            with unit_of_work() as session:
-                principal = auth.current_principal()
-                scope = auth.scope_of(session, principal)
-                asked = body.get("jurisdiction")
-                jurisdiction: str | None = None  # a city user without one: every district
-                if asked is not None or scope.jurisdictions is not None:
-                    jurisdiction = _jurisdiction(session, scope, asked, principal.jurisdiction)
-                report = fines.lookup_owners(
-                    session,
-                    registry,
-                    rt.cipher,
-                    rt.clock(),
-                    jurisdiction=jurisdiction,
-                    channel=body["channel"],
-                    limit=body["limit"],
-                    actor=principal.actor(),
-                )
-                return report
+            return _lookup_owners(body)
         except RegistryUnavailable as exc:
             raise ApiError(503, "registry_unavailable", "the vehicle registry could not be reached; try again") from exc
         except RegistryRefused as exc:
@@ -604,8 +622,7 @@ class ImpositionBatchOne(MethodView):
         """One imposition batch with its cases and what became of each."""
         number = _batch_id(batch_id)
         with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            return _batch_view(session, fines.get_batch(session, scope, number))
+            return fines.batch_details(session, _batch(session, number))
 
 
 @blp.route("/imposition-batches/<batch_id>/refresh")
@@ -617,30 +634,7 @@ class ImpositionBatchRefresh(MethodView):
     def post(self, batch_id: str) -> Any:
         """Submit a batch that is only proposed, or ask e-approval for the decision on a submitted one and apply
         it (approved: the cases still eligible are imposed in one transaction; rejected: the batch ends)."""
-        number = _batch_id(batch_id)
-        rt = runtime()
-        with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            batch = fines.get_batch(session, scope, number)
-            status, submission_id, name = batch.status, batch.submission_id, batch.approval_name
-        if status == fines.BATCH_PROPOSED:
-            return _submit(number)
-        if status != fines.BATCH_SUBMITTED or submission_id is None:
-            with unit_of_work() as session:
-                scope = auth.scope_of(session, auth.current_principal())
-                return _batch_view(session, fines.get_batch(session, scope, number))
-        service = rt.approval()
-        if name != service.name:
-            raise ApiError(409, "invalid_transition", f"the batch went to another e-approval service ({name})")
-        try:
-            decision = service.status(submission_id)
-        except ApprovalError as exc:
-            raise _approval_error(exc) from exc
-        with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            fines.get_batch(session, scope, number)  # in scope
-            fines.apply_decision(session, decision, rt.cipher, rt.clock(), approval_name=service.name)
-            return _batch_view(session, fines.get_batch(session, scope, number))
+        return _refresh(_batch_id(batch_id))
 
 
 @blp.route("/court-referrals/overdue")
@@ -648,27 +642,15 @@ class OverdueReferrals(MethodView):
     @auth.staff(*READERS)
     @blp.arguments(ReferralQuery, location="query")
     @blp.response(200, ReferralList)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> Any:
         """Objected cases not referred to court within their 14 days (법 §21①), in the caller's jurisdiction."""
-        rt = runtime()
+        limit = query["limit"]
+        after = int(query["after"]) if query.get("after") else None
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            today = seoul_date(rt.clock())
-            limit = query["limit"]
-            after = int(query["after"]) if query.get("after") else None
-            rows = fines.overdue_referrals(session, scope, today, limit + 1, after)
-            has_more = len(rows) > limit
-            rows = rows[:limit]
-            items = [
-                {
-                    "notice_no": no,
-                    "objected_on": case.objected_on,
-                    "referral_deadline": case.referral_deadline,
-                    "days_late": (today - case.referral_deadline).days if case.referral_deadline else 0,
-                }
-                for case, no in rows
-            ]
-            return {"items": items, "next": str(rows[-1][0].notice_id) if has_more and rows else None}
+            today = seoul_date(runtime().clock())
+            rows = fines.overdue_referral_list(session, scope, today, limit + 1, after)
+            return keyset_page(rows, limit, lambda row: row.case.notice_id)
 
 
 @blp.route("/notices/<notice_no>/timeline")
@@ -676,19 +658,12 @@ class Timeline(MethodView):
     @auth.staff(*READERS)
     @blp.response(200, NoticeTimelineOut)
     @blp.alt_response(404, description="not_found")
-    def get(self, notice_no: str) -> dict[str, Any]:
+    def get(self, notice_no: str) -> Any:
         """Everything that happened to a notice, oldest first: issued, synced, reviewed, noticed, paid, imposed,
         objected, referred, decided, ledger entries … with who and when (personal data masked)."""
         _check_notice_no(notice_no)
         with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            notice = notice_ops.get_notice(session, scope, notice_no)
-            case = session.get(fines.FineCase, notice.id)
-            return {
-                "notice_no": notice.notice_no,
-                "stage": case.stage if case is not None else None,
-                "items": fines.timeline(session, notice),
-            }
+            return fines.notice_timeline(session, auth.scope_of(session, auth.current_principal()), notice_no)
 
 
 # --- the e-approval callback ----------------------------------------------------------------------------------------
@@ -705,27 +680,6 @@ class ApprovalCallback(MethodView):
         """The e-approval service's signed callback: verified, confirmed by a status query, then applied once."""
         rt = runtime()
         service = rt.approval()
-        if approval_name != service.name:
-            raise ApiError(404, "not_found", "no such e-approval service")
-        raw = request.get_data(cache=True)
-        try:
-            decision = service.verify_callback(dict(request.headers.items()), raw)
-        except CallbackRejected as exc:
-            if exc.code in ("bad_signature", "stale_timestamp"):
-                raise ApiError(401, "signature_invalid", f"the callback does not verify ({exc.code})") from None
-            raise InvalidInput(f"the callback is not acted on ({exc.code})", field="body") from None
-        except (ApprovalUnavailable, ApprovalRefused) as exc:
-            raise _approval_error(exc) from exc
+        decision = _callback_decision(service, approval_name)
         with unit_of_work() as session:
-            before = session.scalar(
-                select(fines.ImpositionBatch.status).where(
-                    fines.ImpositionBatch.submission_id == decision.submission_id
-                )
-            )
-            batch = fines.apply_decision(session, decision, rt.cipher, rt.clock(), approval_name=service.name)
-            if batch is None:
-                return {"result": "ignored", "batch_id": None}
-            if before != fines.BATCH_SUBMITTED:
-                return {"result": "already_applied", "batch_id": batch.id}
-            result = {fines.BATCH_APPLIED: "applied", fines.BATCH_REJECTED: "rejected"}.get(batch.status, "pending")
-            return {"result": result, "batch_id": batch.id}
+            return fines.apply_callback(session, decision, rt.cipher, rt.clock(), approval_name=service.name)

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from models.numbers import number_report
+from models import numbers
 from server import auth
 from server.runtime import unit_of_work
 from sync.schemas import Text
@@ -44,6 +44,8 @@ class BlockOut(Schema):
 
 
 class ReportOut(Schema):
+    """Dumps ``numbers.NumberReport``."""
+
     device_id = fields.String()
     jurisdiction = fields.String()
     blocks = fields.List(fields.Nested(BlockOut))
@@ -55,14 +57,8 @@ class NumberReport(MethodView):
     @auth.staff("admin", "clerk", "auditor", "approver")
     @blp.arguments(ReportQuery, location="query")
     @blp.response(200, ReportOut)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> numbers.NumberReport:
         """Every block of a device: issued, voided, spoiled, cancelled and unused numbers, and the gaps."""
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            report = number_report(session, scope, query["device"])
-            return {
-                "device_id": report.device_id,
-                "jurisdiction": report.jurisdiction,
-                "blocks": report.blocks,
-                "totals": report.totals,
-            }
+            return numbers.number_report(session, scope, query["device"])

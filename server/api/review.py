@@ -92,17 +92,19 @@ class HeldGapOut(Schema):
 
 
 class HeldOut(Schema):
-    event_id = fields.String()
-    device_id = fields.String()
-    device_label = fields.String()
-    jurisdiction = fields.String()
-    generation = fields.Integer()
-    seq = fields.Integer()
-    type = fields.String()
-    notice_no = fields.String(allow_none=True)
-    received_at = fields.DateTime()
+    """Dumps ``review.HeldItem``."""
+
+    event_id = fields.String(attribute="event.event_id")
+    device_id = fields.String(attribute="device.id")
+    device_label = fields.String(attribute="device.label")
+    jurisdiction = fields.String(attribute="device.jurisdiction")
+    generation = fields.Integer(attribute="event.generation")
+    seq = fields.Integer(attribute="event.seq")
+    type = fields.String(attribute="event.type")
+    notice_no = fields.String(attribute="event.notice_no", allow_none=True)
+    received_at = fields.DateTime(attribute="event.received_at")
     acked_seq = fields.Integer(allow_none=True)
-    missing = fields.List(fields.Nested(HeldGapOut))
+    missing = fields.List(fields.Nested(HeldGapOut), attribute="gaps")
     missing_count = fields.Integer()
 
 
@@ -146,16 +148,14 @@ class ReviewQueue(MethodView):
     @auth.staff(*READERS)
     @blp.arguments(ReviewQuery, location="query")
     @blp.response(200, ReviewList)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> schemas.Page[notice_ops.Notice]:
         """Notices waiting in review in the caller's jurisdiction (optionally with one ``flag``), newest first."""
+        limit = query["limit"]
+        after = int(query["after"]) if query.get("after") else None
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
-            limit = query["limit"]
-            after = int(query["after"]) if query.get("after") else None
             items = review.list_review(session, scope, query.get("flag"), limit + 1, after)
-            has_more = len(items) > limit
-            items = items[:limit]
-            return {"items": items, "next": str(items[-1].id) if has_more and items else None}
+            return schemas.keyset_page(items, limit, lambda notice: notice.id)
 
 
 def _expected_version() -> int | None:
@@ -247,20 +247,14 @@ class Held(MethodView):
     @auth.staff(*READERS)
     @blp.arguments(HeldQuery, location="query")
     @blp.response(200, HeldList)
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> schemas.Page[review.HeldItem]:
         """Pushed events held behind a gap in their device's ``seq``, oldest first, with the seqs missing before
         each; devices of the caller's jurisdiction."""
+        limit = query["limit"]
+        after = int(query["after"]) if query.get("after") else None
         with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            limit = query["limit"]
-            after = int(query["after"]) if query.get("after") else None
-            items = review.list_held(session, scope, limit + 1, after)
-            has_more = len(items) > limit
-            items = items[:limit]
-            return {
-                "items": [item.as_dict() for item in items],
-                "next": str(items[-1].event.id) if has_more and items else None,
-            }
+            items = review.list_held(session, auth.scope_of(session, auth.current_principal()), limit + 1, after)
+            return schemas.keyset_page(items, limit, lambda item: item.event.id)
 
 
 def _is_event_id(value: str) -> bool:

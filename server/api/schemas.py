@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
 from marshmallow import Schema, fields, validate
 
 import protocol
+from models.devices import Device
 from sync.schemas import Text
 
+T = TypeVar("T")
 JURISDICTION = validate.Regexp(r"^[0-9]{5}$", error="must be a 5-digit jurisdiction code")
 
 
@@ -22,6 +28,8 @@ class UserOut(Schema):
 
 
 class LoginResponse(Schema):
+    """Dumps ``auth.Token``."""
+
     access_token = fields.String()
     expires_in = fields.Integer()
     user = fields.Nested(UserOut)
@@ -33,14 +41,22 @@ class RegisterDeviceRequest(Schema):
 
 
 class RegisterDeviceResponse(Schema):
-    device_id = fields.String()
+    """Dumps ``EnrollmentCode``."""
+
+    device_id = fields.String(attribute="device.id")
     enrollment_code = fields.String()
 
 
-class EnrollmentCodeResponse(Schema):
-    device_id = fields.String()
-    enrollment_code = fields.String()
-    expires_at = fields.DateTime()
+class EnrollmentCodeResponse(RegisterDeviceResponse):
+    expires_at = fields.DateTime(attribute="device.enrollment_expires_at")
+
+
+@dataclass(frozen=True)
+class EnrollmentCode:
+    """A device and its fresh one-use enrollment code (shown once)."""
+
+    device: Device
+    enrollment_code: str
 
 
 class RevokeRequest(Schema):
@@ -48,6 +64,8 @@ class RevokeRequest(Schema):
 
 
 class RevokeResponse(Schema):
+    """Dumps ``devices.Revocation``."""
+
     device_id = fields.String()
     revoked_at = fields.DateTime()
     cancelled_numbers = fields.Integer()
@@ -108,24 +126,28 @@ class NoticeList(Schema):
 
 
 class EntryOut(Schema):
-    id = fields.Integer()
+    """Dumps ``payments.EntryLine``."""
+
+    id = fields.Integer(attribute="entry.id")
     charge_head = fields.String()
-    kind = fields.String()
-    amount = fields.Integer()
-    business_date = fields.Date()
-    posted_at = fields.DateTime()
-    actor_user_id = fields.Integer(allow_none=True)
-    actor_device_id = fields.String(allow_none=True)
-    source = fields.String(allow_none=True)
-    memo = fields.String(allow_none=True)
+    kind = fields.String(attribute="entry.kind")
+    amount = fields.Integer(attribute="entry.amount")
+    business_date = fields.Date(attribute="entry.business_date")
+    posted_at = fields.DateTime(attribute="entry.posted_at")
+    actor_user_id = fields.Integer(attribute="entry.actor_user_id", allow_none=True)
+    actor_device_id = fields.String(attribute="entry.actor_device_id", allow_none=True)
+    source = fields.String(attribute="entry.source", allow_none=True)
+    memo = fields.String(attribute="entry.memo", allow_none=True)
 
 
 class ReceivableOut(Schema):
-    id = fields.Integer()
-    revenue_item = fields.String()
-    status = fields.String()
+    """Dumps ``payments.ReceivableBalance``."""
+
+    id = fields.Integer(attribute="receivable.id")
+    revenue_item = fields.String(attribute="receivable.revenue_item")
+    status = fields.String(attribute="receivable.status")
     balance = fields.Integer()
-    allocation_policy = fields.String()
+    allocation_policy = fields.String(attribute="receivable.allocation_policy")
 
 
 class PaymentOut(Schema):
@@ -147,7 +169,38 @@ class TimelineOut(Schema):
 
 
 class NoticeDetail(NoticeOut):
+    """Dumps ``payments.NoticeDetails``: the notice's own fields, then what is posted against it."""
+
     receivable = fields.Nested(ReceivableOut, allow_none=True)
     entries = fields.List(fields.Nested(EntryOut))
     payments = fields.List(fields.Nested(PaymentOut))
     timeline = fields.List(fields.Nested(TimelineOut))
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        return super().get_attribute(obj if attr in _DETAILS else obj.notice, attr, default)
+
+
+_DETAILS = frozenset(("receivable", "entries", "payments", "timeline"))
+
+
+# --- keyset pages ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Items(Generic[T]):
+    """A whole list, dumped by a ``…List`` schema (``items``)."""
+
+    items: list[T]
+
+
+@dataclass(frozen=True)
+class Page(Items[T]):
+    """One page of a keyset-paginated list, dumped by a ``…List`` schema (``items``, ``next``)."""
+
+    next: str | None
+
+
+def keyset_page(rows: Sequence[T], limit: int, cursor: Callable[[T], object]) -> Page[T]:
+    """The page of ``rows`` fetched as ``limit + 1``: ``next`` is the cursor of its last row when more follow."""
+    shown = list(rows[:limit])
+    return Page(shown, str(cursor(shown[-1])) if len(rows) > limit and shown else None)

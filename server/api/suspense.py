@@ -20,12 +20,12 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy.orm import Session
 
 from models import suspense
 from models.errors import NotFound
-from models.payments import SUSPENSE_MATCHED, SUSPENSE_OPEN, SUSPENSE_REFUNDED, Payment, SuspensePayment
+from models.payments import SUSPENSE_MATCHED, SUSPENSE_OPEN, SUSPENSE_REFUNDED
 from server import auth
+from server.api.schemas import Items
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
 from sync.schemas import Text
@@ -39,24 +39,32 @@ STATUSES = (SUSPENSE_OPEN, SUSPENSE_MATCHED, SUSPENSE_REFUNDED, "cancelled")
 
 
 class SuspenseOut(Schema):
-    id = fields.Integer()
-    status = fields.String()
-    reported_notice_no = fields.String(allow_none=True, metadata={"description": "the number the payment named"})
-    jurisdiction = fields.String(allow_none=True)
-    amount = fields.Integer()
-    source = fields.String(metadata={"description": "gateway or bank"})
-    reference = fields.String(metadata={"description": "the source's transaction or receipt id"})
-    channel = fields.String()
-    paid_at = fields.DateTime(allow_none=True)
-    received_at = fields.DateTime()
+    """Dumps ``suspense.SuspenseItem``."""
+
+    id = fields.Integer(attribute="row.id")
+    status = fields.String(attribute="row.status")
+    reported_notice_no = fields.String(
+        attribute="row.notice_no", allow_none=True, metadata={"description": "the number the payment named"}
+    )
+    jurisdiction = fields.String(attribute="row.jurisdiction", allow_none=True)
+    amount = fields.Integer(attribute="row.amount")
+    source = fields.String(attribute="payment.gateway", metadata={"description": "gateway or bank"})
+    reference = fields.String(
+        attribute="payment.txn_id", metadata={"description": "the source's transaction or receipt id"}
+    )
+    channel = fields.String(attribute="payment.channel")
+    paid_at = fields.DateTime(attribute="payment.approved_at", allow_none=True)
+    received_at = fields.DateTime(attribute="row.created_at")
     age_days = fields.Integer()
     refund_due = fields.Boolean()
     matched_notice_no = fields.String(allow_none=True)
-    matched_at = fields.DateTime(allow_none=True)
-    match_note = fields.String(allow_none=True)
-    refund_reason = fields.String(allow_none=True)
-    refund_account = fields.String(allow_none=True, metadata={"description": "masked"})
-    refunded_at = fields.DateTime(allow_none=True)
+    matched_at = fields.DateTime(attribute="row.matched_at", allow_none=True)
+    match_note = fields.String(attribute="row.match_note", allow_none=True)
+    refund_reason = fields.String(attribute="row.refund_reason", allow_none=True)
+    refund_account = fields.String(
+        attribute="row.refund_account_masked", allow_none=True, metadata={"description": "masked"}
+    )
+    refunded_at = fields.DateTime(attribute="row.refunded_at", allow_none=True)
 
 
 class SuspenseList(Schema):
@@ -85,42 +93,11 @@ def _refund_after() -> timedelta:
     return timedelta(days=runtime().config.suspense_refund_days)
 
 
-def _out(item: suspense.SuspenseItem, matched_notice_no: str | None = None) -> dict[str, Any]:
-    row, payment = item.row, item.payment
-    return {
-        "id": row.id,
-        "status": row.status,
-        "reported_notice_no": row.notice_no,
-        "jurisdiction": row.jurisdiction,
-        "amount": row.amount,
-        "source": payment.gateway,
-        "reference": payment.txn_id,
-        "channel": payment.channel,
-        "paid_at": payment.approved_at,
-        "received_at": row.created_at,
-        "age_days": item.age_days,
-        "refund_due": item.refund_due,
-        "matched_notice_no": matched_notice_no if row.status == SUSPENSE_MATCHED else None,
-        "matched_at": row.matched_at,
-        "match_note": row.match_note,
-        "refund_reason": row.refund_reason,
-        "refund_account": row.refund_account_masked,
-        "refunded_at": row.refunded_at,
-    }
-
-
-def _one(session: Session, row: SuspensePayment) -> dict[str, Any]:
-    payment = session.get(Payment, row.payment_id)
-    assert payment is not None
-    item = suspense.item_of(row, payment, runtime().clock(), _refund_after())
-    return _out(item, payment.notice_no)
-
-
 @blp.route("")
 class SuspenseCollection(MethodView):
     @auth.staff(*READERS)
     @blp.response(200, SuspenseList)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Items[suspense.SuspenseItem]:
         """Suspense payments in a status (default ``open``), oldest first, within the caller's jurisdiction."""
         status = request.args.get("status", SUSPENSE_OPEN)
         if status not in STATUSES:
@@ -128,7 +105,7 @@ class SuspenseCollection(MethodView):
         with unit_of_work() as session:
             scope = auth.scope_of(session, auth.current_principal())
             items = suspense.list_suspense(session, scope, runtime().clock(), _refund_after(), status=status)
-            return {"items": [_out(item, item.payment.notice_no) for item in items]}
+            return Items(items)
 
 
 @blp.route("/<suspense_id>/match")
@@ -138,7 +115,7 @@ class SuspenseMatch(MethodView):
     @blp.response(200, SuspenseOut)
     @blp.alt_response(404, description="not_found: the suspense payment or the notice")
     @blp.alt_response(409, description="invalid_transition: already matched or refunded; the notice is voided")
-    def post(self, body: dict[str, Any], suspense_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], suspense_id: str) -> suspense.SuspenseItem:
         """Post the money to the notice the payer meant (a clerk's decision, with a note)."""
         key = _id(suspense_id)
         with unit_of_work() as session:
@@ -147,7 +124,7 @@ class SuspenseMatch(MethodView):
             row = suspense.match(
                 session, key, body["notice_no"], body["note"], scope, principal.actor(), runtime().clock()
             )
-            return _one(session, row)
+            return suspense.item_of_row(session, row, runtime().clock(), _refund_after())
 
 
 @blp.route("/<suspense_id>/refund")
@@ -157,7 +134,7 @@ class SuspenseRefund(MethodView):
     @blp.response(200, SuspenseOut)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: already matched or refunded")
-    def post(self, body: dict[str, Any], suspense_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], suspense_id: str) -> suspense.SuspenseItem:
         """Return unmatched money to the payer: who, when, why and the account (sealed, answered masked)."""
         key = _id(suspense_id)
         rt = runtime()
@@ -168,4 +145,4 @@ class SuspenseRefund(MethodView):
             row = suspense.refund(
                 session, key, body["reason"], account, rt.cipher, scope, principal.actor(), rt.clock()
             )
-            return _one(session, row)
+            return suspense.item_of_row(session, row, runtime().clock(), _refund_after())

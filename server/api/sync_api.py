@@ -5,7 +5,6 @@ Refusal order (§0): 426 version, 413 size, 401 token, 403 revoked, 403 jurisdic
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import g, request
@@ -89,20 +88,10 @@ class SignIn(MethodView):
             officer = authenticate(session, body["officer_login"], body["password"], now, rt.lockout)
             if officer.role != "officer" or officer.jurisdiction != device.jurisdiction:
                 raise Forbidden("the officer is not of this device's jurisdiction", code="forbidden_jurisdiction")
-            lifetime = timedelta(hours=rt.config.device_token_hours)
-            token = auth.issue_token(
-                user_id=officer.id,
-                login=officer.login,
-                role=officer.role,
-                jurisdiction=officer.jurisdiction,
-                kind=auth.DEVICE,
-                lifetime=lifetime,
-                now=now,
-                device_id=device.id,
-            )
+            token = auth.issue_token(officer, auth.DEVICE, now, device_id=device.id)
             return {
-                "access_token": token,
-                "expires_in": int(lifetime.total_seconds()),
+                "access_token": token.access_token,
+                "expires_in": token.expires_in,
                 "officer": {"id": officer.id, "name": officer.name, "jurisdiction": officer.jurisdiction},
                 "server_time": now,
                 "epoch": current_epoch(session),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -30,12 +31,15 @@ from flask import Flask, Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
 
 from models.base import Actor
 from models.errors import DomainError, NotFound
 from models.treasury import daily_file, exceptions, matching, queries, report, sen
-from models.treasury.tables import OPEN, RESOLVED, BankReceipt, TreasuryException
+from models.treasury.message import BankReport
+from models.treasury.tables import OPEN, RESOLVED
 from server import auth
+from server.api.schemas import Page, keyset_page
 from server.errors import ApiError
 from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime, unit_of_work
@@ -73,11 +77,13 @@ class TreasuryFileIn(Schema):
 
 
 class TreasuryFileOut(Schema):
-    file_id = fields.Integer()
-    bank_code = fields.String()
-    file_date = fields.Date()
-    lines = fields.Integer()
-    total = fields.Integer()
+    """Dumps ``matching.FileImport``."""
+
+    file_id = fields.Integer(attribute="file.id")
+    bank_code = fields.String(attribute="file.bank_code")
+    file_date = fields.Date(attribute="file.file_date")
+    lines = fields.Integer(attribute="file.lines")
+    total = fields.Integer(attribute="file.total")
     outcomes = fields.Dict(keys=fields.String(), values=fields.Integer())
     exceptions = fields.Dict(keys=fields.String(), values=fields.Integer())
 
@@ -91,27 +97,31 @@ class TreasuryExceptionQuery(Schema):
 
 
 class TreasuryExceptionOut(Schema):
-    id = fields.Integer()
-    reason = fields.String()
-    amount = fields.Integer()
-    held = fields.Integer(metadata={"description": "bank money only this exception accounts for (signed)"})
-    jurisdiction = fields.String(allow_none=True)
-    detail = fields.String()
-    status = fields.String()
-    bank_code = fields.String()
-    receipt_id = fields.String()
-    kind = fields.String()
-    channel = fields.String()
-    reference = fields.String()
-    receipt_amount = fields.Integer()
-    received_at = fields.DateTime()
-    business_date = fields.Date()
-    outcome = fields.String()
-    notice_no = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    resolved_by = fields.String(allow_none=True)
-    resolved_at = fields.DateTime(allow_none=True)
-    resolution = fields.String(allow_none=True)
+    """Dumps ``queries.ExceptionLine``."""
+
+    id = fields.Integer(attribute="exception.id")
+    reason = fields.String(attribute="exception.reason")
+    amount = fields.Integer(attribute="exception.amount")
+    held = fields.Integer(
+        attribute="exception.held", metadata={"description": "bank money only this exception accounts for (signed)"}
+    )
+    jurisdiction = fields.String(attribute="exception.jurisdiction", allow_none=True)
+    detail = fields.String(attribute="exception.detail")
+    status = fields.String(attribute="exception.status")
+    bank_code = fields.String(attribute="receipt.bank_code")
+    receipt_id = fields.String(attribute="receipt.receipt_id")
+    kind = fields.String(attribute="receipt.kind")
+    channel = fields.String(attribute="receipt.channel")
+    reference = fields.String(attribute="receipt.reference")
+    receipt_amount = fields.Integer(attribute="receipt.bank_amount")
+    received_at = fields.DateTime(attribute="receipt.received_at")
+    business_date = fields.Date(attribute="receipt.business_date")
+    outcome = fields.String(attribute="receipt.outcome")
+    notice_no = fields.String(attribute="receipt.notice_no", allow_none=True)
+    created_at = fields.DateTime(attribute="exception.created_at")
+    resolved_by = fields.String(attribute="exception.resolved_label", allow_none=True)
+    resolved_at = fields.DateTime(attribute="exception.resolved_at", allow_none=True)
+    resolution = fields.String(attribute="exception.resolution", allow_none=True)
 
 
 class TreasuryExceptionList(Schema):
@@ -129,6 +139,8 @@ class ReconciliationQuery(Schema):
 
 
 class ReconciliationRowOut(Schema):
+    """Dumps ``report.ReportRow``."""
+
     jurisdiction = fields.String(allow_none=True)
     revenue_item = fields.String(allow_none=True)
     receipts = fields.Integer()
@@ -142,35 +154,47 @@ class ReconciliationRowOut(Schema):
 
 
 class ReconciliationOut(Schema):
+    """Dumps ``report.Reconciliation``."""
+
     business_date = fields.Date()
     rows = fields.List(fields.Nested(ReconciliationRowOut))
     total = fields.Nested(ReconciliationRowOut)
 
 
-def _exception_out(exc: TreasuryException, receipt: BankReceipt) -> dict[str, Any]:
-    return {
-        "id": exc.id,
-        "reason": exc.reason,
-        "amount": exc.amount,
-        "held": exc.held,
-        "jurisdiction": exc.jurisdiction,
-        "detail": exc.detail,
-        "status": exc.status,
-        "bank_code": receipt.bank_code,
-        "receipt_id": receipt.receipt_id,
-        "kind": receipt.kind,
-        "channel": receipt.channel,
-        "reference": receipt.reference,
-        "receipt_amount": receipt.bank_amount,
-        "received_at": receipt.received_at,
-        "business_date": receipt.business_date,
-        "outcome": receipt.outcome,
-        "notice_no": receipt.notice_no,
-        "created_at": exc.created_at,
-        "resolved_by": exc.resolved_label,
-        "resolved_at": exc.resolved_at,
-        "resolution": exc.resolution,
-    }
+@dataclass(frozen=True)
+class SenAnswer:
+    result: str  # what the receipt did
+    receipt_id: str
+
+
+def _sen_message() -> BankReport:
+    """This request's SEN message: its signature verified, its body parsed (401, 400 or 422 otherwise)."""
+    rt = runtime()
+    raw = request.get_data(cache=True)
+    timestamp = request.headers.get("X-SEN-Timestamp")
+    if not sen.verify(rt.config.sen_key, timestamp, request.headers.get("X-SEN-Signature"), raw, rt.clock()):
+        raise ApiError(401, "signature_invalid", "the SEN message's signature does not verify or is stale")
+    try:
+        body = strict_loads(raw) if raw else None
+    except MalformedJson:
+        raise ApiError(400, "malformed_json", "the request body is not valid JSON") from None
+    try:
+        return sen.parse_message(body)
+    except sen.SenError as exc:
+        raise ApiError(422, "validation_failed", "the SEN message is malformed", errors=exc.errors) from None
+
+
+def _ascii(content: str) -> bytes:
+    try:
+        return content.encode("ascii")
+    except UnicodeEncodeError:
+        raise ApiError(422, "file_invalid", "the file is not ASCII", errors={"content": ["not ASCII"]}) from None
+
+
+def _check_city(session: Session, principal: auth.Principal) -> None:
+    """The bank's file covers every district: the city imports it, districts work their exceptions."""
+    if auth.scope_of(session, principal).jurisdictions is not None:
+        raise ApiError(403, "forbidden_scope", "the treasury's daily file is imported by city staff")
 
 
 @blp.route("/sen")
@@ -186,25 +210,15 @@ class SenFeed(MethodView):
     @blp.response(200, TreasurySenAnswer)
     @blp.alt_response(401, description="signature_invalid: missing, wrong or stale signature")
     @blp.alt_response(422, description="validation_failed")
-    def post(self) -> dict[str, Any]:
+    def post(self) -> SenAnswer:
         """The treasury bank's real-time receipt (SEN): posted once, confirmed by later reports."""
-        rt = runtime()
-        raw = request.get_data(cache=True)
-        timestamp = request.headers.get("X-SEN-Timestamp")
-        if not sen.verify(rt.config.sen_key, timestamp, request.headers.get("X-SEN-Signature"), raw, rt.clock()):
-            raise ApiError(401, "signature_invalid", "the SEN message's signature does not verify or is stale")
-        try:
-            body = strict_loads(raw) if raw else None
-        except MalformedJson:
-            raise ApiError(400, "malformed_json", "the request body is not valid JSON") from None
-        try:
-            received = sen.parse_message(body)
-        except sen.SenError as exc:
-            raise ApiError(422, "validation_failed", "the SEN message is malformed", errors=exc.errors) from None
+        received = _sen_message()
         actor = Actor(address=request.remote_addr, label=f"sen:{received.bank_code}")
         with unit_of_work() as session:
-            result = matching.record_receipt(session, received, matching.SEN, actor, rt.clock())
-        return {"result": result, "receipt_id": received.receipt_id}
+            return SenAnswer(
+                matching.record_receipt(session, received, matching.SEN, actor, runtime().clock()),
+                received.receipt_id,
+            )
 
 
 @blp.route("/files")
@@ -213,35 +227,21 @@ class DailyFiles(MethodView):
     @blp.arguments(TreasuryFileIn)
     @blp.response(200, TreasuryFileOut)
     @blp.alt_response(422, description="file_invalid: errors.content lists every bad line; nothing imported")
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> matching.FileImport:
         """Import the treasury bank's daily file: each line posts once or confirms what SEN reported."""
         rt = runtime()
-        try:
-            data = body["content"].encode("ascii")
-        except UnicodeEncodeError:
-            raise ApiError(422, "file_invalid", "the file is not ASCII", errors={"content": ["not ASCII"]}) from None
+        data = _ascii(body["content"])
         with unit_of_work() as session:
             principal = auth.current_principal()
-            if auth.scope_of(session, principal).jurisdictions is not None:
-                # the bank's file covers every district: the city imports it, districts work their exceptions
-                raise ApiError(403, "forbidden_scope", "the treasury's daily file is imported by city staff")
+            _check_city(session, principal)
             try:
-                done = matching.import_file(
+                return matching.import_file(
                     session, data, body["name"], principal.actor(), rt.clock(), bank_code=rt.config.va_bank_code
                 )
             except daily_file.DailyFileError as exc:
                 raise ApiError(
                     422, "file_invalid", f"{len(exc.errors)} bad lines; nothing was imported", errors=line_errors(exc)
                 ) from None
-            f = done.file
-            return {
-                "file_id": f.id,
-                "bank_code": f.bank_code,
-                "file_date": f.file_date,
-                "lines": f.lines,
-                "total": f.total,
-                **done.as_dict(),
-            }
 
 
 def line_errors(exc: daily_file.DailyFileError) -> dict[str, list[str]]:
@@ -254,22 +254,20 @@ class Exceptions(MethodView):
     @auth.staff(*READERS)
     @blp.arguments(TreasuryExceptionQuery, location="query")
     @blp.response(200, TreasuryExceptionList)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[queries.ExceptionLine]:
         """The exception queue: receipts a clerk must look at, oldest first, within the caller's jurisdiction."""
         limit = args["limit"]
         with unit_of_work() as session:
-            scope = auth.scope_of(session, auth.current_principal())
-            found = queries.list_exceptions(
+            found = queries.exception_lines(
                 session,
-                scope,
+                auth.scope_of(session, auth.current_principal()),
                 status=None if args["status"] == "all" else args["status"],
                 on=args.get("date"),
                 reason=args.get("reason"),
                 after=int(args["after"]) if "after" in args else None,
                 limit=limit + 1,
             )
-            items = [_exception_out(exc, receipt) for exc, receipt in found[:limit]]
-            return {"items": items, "next": str(found[limit - 1][0].id) if len(found) > limit else None}
+            return keyset_page(found, limit, lambda line: line.exception.id)
 
 
 @blp.route("/exceptions/<exception_id>/resolve")
@@ -279,7 +277,7 @@ class ResolveException(MethodView):
     @blp.response(200, TreasuryExceptionOut)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: resolved already")
-    def post(self, body: dict[str, Any], exception_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], exception_id: str) -> queries.ExceptionLine:
         """Record how an exception was settled (who, when, the note)."""
         if not _ID.fullmatch(exception_id):
             raise NotFound("no such treasury exception", field="exception_id")
@@ -289,7 +287,7 @@ class ResolveException(MethodView):
             exceptions.resolve_exception(
                 session, int(exception_id), body["note"], scope, principal.actor(), runtime().clock()
             )
-            return _exception_out(*queries.get_exception(session, int(exception_id), scope))
+            return queries.exception_line(session, int(exception_id), scope)
 
 
 @blp.route("/reconciliation")
@@ -308,11 +306,7 @@ class Reconciliation(MethodView):
                 mimetype="text/csv",
                 headers={"Content-Disposition": f"attachment; filename=reconciliation-{rec.business_date}.csv"},
             )
-        return {
-            "business_date": rec.business_date,
-            "rows": [r.as_dict() for r in rec.rows],
-            "total": rec.total.as_dict(),
-        }
+        return rec
 
 
 def report_csv(rec: report.Reconciliation) -> str:
