@@ -1,4 +1,4 @@
-"""The pure protocol rules (sync/protocol.py) against the worked examples of PROTOCOL.md §2, §3 and §5."""
+"""The pure protocol rules (protocol/) against the worked examples of PROTOCOL.md §2, §3 and §5."""
 
 from __future__ import annotations
 
