@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, render_template_string, request
 
 from sandboxes.common import (
+    RecordStore,
     SandboxError,
     arg_parser,
     base_app,
@@ -39,9 +40,7 @@ from sandboxes.common import (
     hex_secret,
     json_object,
     json_response,
-    load_state,
     page_template,
-    save_state,
     serve,
     sign_stamped,
     utc_now,
@@ -123,10 +122,6 @@ class Submission:
         }
 
 
-def _snapshot(sub: Submission) -> Submission:
-    return replace(sub, attempts=[dict(a) for a in sub.attempts])
-
-
 def check_signature(key: bytes, timestamp: str | None, signature: str | None, payload: bytes) -> None:
     """Raise ``SandboxError(401, "bad_signature" | "stale_timestamp")`` unless the request is signed and fresh."""
     check_stamped(
@@ -144,51 +139,54 @@ class SandboxApproval:
             raise ValueError("the approval secret must not be empty")
         self.key = key
         self.state_path = state_path
-        self._lock = threading.Lock()
-        self._subs: dict[str, Submission] = {}
-        self._by_ref: dict[str, str] = {}
-        if state_path is not None and state_path.exists():
-            self._load(state_path)
+        self._store: RecordStore[Submission] = RecordStore(
+            state_path,
+            "submissions",
+            Submission,
+            lambda r: r.submission_id,
+            lambda r: r.reference_id,
+            "no such submission",
+        )
 
     def submit(self, new: NewSubmission) -> tuple[Submission, bool]:
         """The submission for ``new.reference_id``, created if new; ``(submission, created)``.
 
         Raises ``SandboxError(409, "reference_conflict")`` when the reference id exists with other content.
         """
-        with self._lock:
-            existing = self._by_ref.get(new.reference_id)
+        with self._store.lock:
+            existing = self._store.by_key.get(new.reference_id)
             if existing is not None:
-                sub = self._subs[existing]
+                sub = self._store.records[existing]
                 if sub.request() != new:
                     raise SandboxError(
                         409, "reference_conflict", "this reference_id was already submitted with other content"
                     )
-                return _snapshot(sub), False
+                return self._store.snapshot(sub), False
             sub = Submission(
                 submission_id=f"apv_{secrets.token_hex(12)}",
                 submitted_at=utc_now(),
                 submitted_ts=time.time(),
                 **asdict(new),
             )
-            self._subs[sub.submission_id] = sub
-            self._by_ref[sub.reference_id] = sub.submission_id
-            self._save()
-            return _snapshot(sub), True
+            self._store.add(sub)
+            self._store.save()
+            return self._store.snapshot(sub), True
 
     def get(self, submission_id: str) -> Submission:
         """A snapshot. Raises ``SandboxError(404, "not_found")``."""
-        with self._lock:
-            return _snapshot(self._get(submission_id))
+        with self._store.lock:
+            return self._store.snapshot(self._store.get(submission_id))
 
     def all(self) -> list[Submission]:
         """Every submission, newest first."""
-        with self._lock:
-            return [_snapshot(s) for s in sorted(self._subs.values(), key=lambda s: -s.submitted_ts)]
+        with self._store.lock:
+            return [
+                self._store.snapshot(s) for s in sorted(self._store.records.values(), key=lambda s: -s.submitted_ts)
+            ]
 
     def attempts(self, submission_id: str) -> list[dict[str, Any]]:
         """Every callback delivery attempt, oldest first. Raises ``SandboxError(404, "not_found")``."""
-        with self._lock:
-            return [dict(a) for a in self._get(submission_id).attempts]
+        return self._store.attempts(submission_id)
 
     def decide(self, submission_id: str, decision: str, approver: str, comment: str) -> tuple[Submission, bool]:
         """Approve or reject a pending submission and call Jingsu back once; ``(submission, changed)``.
@@ -198,16 +196,16 @@ class SandboxApproval:
         is recorded and does not undo the decision.
         """
         status = DECISIONS[decision]
-        with self._lock:
-            sub = self._get(submission_id)
+        with self._store.lock:
+            sub = self._store.get(submission_id)
             if sub.status == status:
-                return _snapshot(sub), False
+                return self._store.snapshot(sub), False
             if sub.status != "pending":
                 raise SandboxError(409, "already_decided", f"the document is already {sub.status}")
             sub.status, sub.decided_by, sub.decided_at, sub.comment = status, approver, utc_now(), comment
             sub.callback_body = json.dumps(sub.public(), ensure_ascii=False, separators=(",", ":"))
-            self._save()
-            snapshot = _snapshot(sub)
+            self._store.save()
+            snapshot = self._store.snapshot(sub)
         self._deliver(snapshot)
         return snapshot, True
 
@@ -222,16 +220,12 @@ class SandboxApproval:
     def due_for_auto_approval(self, after: float) -> list[str]:
         """Pending submissions that arrived at least ``after`` seconds ago."""
         now = time.time()
-        with self._lock:
+        with self._store.lock:
             return [
-                s.submission_id for s in self._subs.values() if s.status == "pending" and now - s.submitted_ts >= after
+                s.submission_id
+                for s in self._store.records.values()
+                if s.status == "pending" and now - s.submitted_ts >= after
             ]
-
-    def _get(self, submission_id: str) -> Submission:
-        sub = self._subs.get(submission_id)
-        if sub is None:
-            raise SandboxError(404, "not_found", "no such submission")
-        return sub
 
     def _deliver(self, sub: Submission) -> int | None:
         assert sub.callback_body is not None
@@ -242,20 +236,7 @@ class SandboxApproval:
             CALLBACK_SIGNATURE_HEADER: sign_stamped(self.key, timestamp, body),
         }
         attempt = deliver(sub.callback_url, body, headers)
-        with self._lock:
-            self._subs[sub.submission_id].attempts.append(attempt)
-            self._save()
-        status_code: int | None = attempt["status_code"]
-        return status_code
-
-    def _save(self) -> None:
-        """Write the whole state atomically (caller holds the lock)."""
-        save_state(self.state_path, "submissions", self._subs.values())
-
-    def _load(self, path: Path) -> None:
-        for sub in load_state(path, "submissions", Submission):
-            self._subs[sub.submission_id] = sub
-            self._by_ref[sub.reference_id] = sub.submission_id
+        return self._store.record_attempt(sub.submission_id, attempt)
 
 
 def auto_approver(service: SandboxApproval, after: float, stop: threading.Event) -> threading.Thread:

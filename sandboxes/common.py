@@ -12,12 +12,13 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 from flask import Flask, Response
@@ -25,6 +26,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 T = TypeVar("T")
+
+
+class _Attempted(Protocol):
+    attempts: list[dict[str, Any]]
+
+
+R = TypeVar("R", bound=_Attempted)
 
 STATE_VERSION = 1
 CALLBACK_TIMEOUT_S = 10.0
@@ -146,6 +154,62 @@ def load_state(path: Path, key: str, record: Callable[..., T]) -> list[T]:
         return [record(**r) for r in records]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot read the state file {path}: {exc}") from exc
+
+
+class RecordStore(Generic[R]):
+    """A sandbox's records by id and by a second unique key (an order or reference id), under one lock, optionally
+    kept in a file (``save_state``); each record keeps its callback delivery attempts. The sandbox holds ``lock``
+    while it reads or changes ``records``; ``save`` writes the whole state (caller holds the lock)."""
+
+    def __init__(
+        self,
+        state_path: Path | None,
+        kind: str,
+        record: Callable[..., R],
+        id_of: Callable[[R], str],
+        key_of: Callable[[R], str],
+        missing: str,
+    ) -> None:
+        self.state_path, self.kind, self.missing = state_path, kind, missing
+        self.id_of, self.key_of = id_of, key_of
+        self.lock = threading.Lock()
+        self.records: dict[str, R] = {}
+        self.by_key: dict[str, str] = {}
+        if state_path is not None and state_path.exists():
+            for loaded in load_state(state_path, kind, record):
+                self.add(loaded)
+
+    @staticmethod
+    def snapshot(record: R) -> R:
+        """A copy that later changes under the lock do not reach."""
+        return replace(record, attempts=[dict(a) for a in record.attempts])  # type: ignore[type-var]
+
+    def add(self, record: R) -> None:
+        self.records[self.id_of(record)] = record
+        self.by_key[self.key_of(record)] = self.id_of(record)
+
+    def get(self, record_id: str) -> R:
+        """The record (caller holds the lock). Raises ``SandboxError(404, "not_found")``."""
+        found = self.records.get(record_id)
+        if found is None:
+            raise SandboxError(404, "not_found", self.missing)
+        return found
+
+    def save(self) -> None:
+        save_state(self.state_path, self.kind, self.records.values())
+
+    def attempts(self, record_id: str) -> list[dict[str, Any]]:
+        """Every callback delivery attempt, oldest first. Raises ``SandboxError(404, "not_found")``."""
+        with self.lock:
+            return [dict(a) for a in self.get(record_id).attempts]
+
+    def record_attempt(self, record_id: str, attempt: dict[str, Any]) -> int | None:
+        """Keep a delivery attempt and save; the attempt's HTTP status (``None``: not delivered)."""
+        with self.lock:
+            self.records[record_id].attempts.append(attempt)
+            self.save()
+        status_code: int | None = attempt["status_code"]
+        return status_code
 
 
 # --- web ------------------------------------------------------------------------------------------------------------

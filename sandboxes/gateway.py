@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -29,6 +28,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from flask import Flask, Response, render_template_string, request
 
 from sandboxes.common import (
+    RecordStore,
     SandboxError,
     arg_parser,
     base_app,
@@ -38,9 +38,7 @@ from sandboxes.common import (
     hex_secret,
     json_object,
     json_response,
-    load_state,
     page_template,
-    save_state,
     serve,
     sign,
     signature_matches,
@@ -92,11 +90,6 @@ class Transaction:
         }
 
 
-def _snapshot(txn: Transaction) -> Transaction:
-    """A copy that later changes under the lock do not reach."""
-    return replace(txn, attempts=[dict(a) for a in txn.attempts])
-
-
 @dataclass(frozen=True)
 class NewPayment:
     """A validated ``POST /v1/payments`` body."""
@@ -122,11 +115,9 @@ class SandboxGateway:
         self.key = key
         self.state_path = state_path
         self.fail_callbacks = fail_callbacks
-        self._lock = threading.Lock()
-        self._txns: dict[str, Transaction] = {}
-        self._by_order: dict[str, str] = {}
-        if state_path is not None and state_path.exists():
-            self._load(state_path)
+        self._store: RecordStore[Transaction] = RecordStore(
+            state_path, "transactions", Transaction, lambda r: r.txn_id, lambda r: r.order_id, "no such transaction"
+        )
 
     # -- merchant API
 
@@ -135,34 +126,32 @@ class SandboxGateway:
 
         Raises ``SandboxError(409, "order_conflict")`` when the order id exists with another amount or notice number.
         """
-        with self._lock:
-            txn_id = self._by_order.get(new.order_id)
+        with self._store.lock:
+            txn_id = self._store.by_key.get(new.order_id)
             if txn_id is not None:
-                txn = self._txns[txn_id]
+                txn = self._store.records[txn_id]
                 if (txn.amount, txn.notice_no) != (new.amount, new.notice_no):
                     raise SandboxError(
                         409, "order_conflict", "this order_id already has a payment with another amount or notice_no"
                     )
-                return _snapshot(txn), False
+                return self._store.snapshot(txn), False
             txn = Transaction(
                 txn_id=f"sbx_{secrets.token_hex(12)}",  # unguessable: nothing public is enumerable by counting
                 created_at=utc_now(),
                 **asdict(new),
             )
-            self._txns[txn.txn_id] = txn
-            self._by_order[txn.order_id] = txn.txn_id
-            self._save()
-            return _snapshot(txn), True
+            self._store.add(txn)
+            self._store.save()
+            return self._store.snapshot(txn), True
 
     def get(self, txn_id: str) -> Transaction:
         """A snapshot of the transaction. Raises ``SandboxError(404, "not_found")``."""
-        with self._lock:
-            return _snapshot(self._get(txn_id))
+        with self._store.lock:
+            return self._store.snapshot(self._store.get(txn_id))
 
     def attempts(self, txn_id: str) -> list[dict[str, Any]]:
         """Every callback delivery attempt, oldest first. Raises ``SandboxError(404, "not_found")``."""
-        with self._lock:
-            return [dict(a) for a in self._get(txn_id).attempts]
+        return self._store.attempts(txn_id)
 
     # -- the citizen's page
 
@@ -173,10 +162,10 @@ class SandboxGateway:
         ``SandboxError(409, "already_approved" | "already_cancelled")`` for the other way. A failed callback
         delivery is recorded and does not undo the transition.
         """
-        with self._lock:
-            txn = self._get(txn_id)
+        with self._store.lock:
+            txn = self._store.get(txn_id)
             if txn.status == status:
-                return _snapshot(txn)
+                return self._store.snapshot(txn)
             if txn.status != "ready":
                 raise SandboxError(409, f"already_{txn.status}", f"the payment is already {txn.status}")
             now = utc_now()
@@ -201,8 +190,8 @@ class SandboxGateway:
             )
             txn.callback_body = body
             txn.callback_signature = sign(self.key, body.encode())
-            self._save()
-            snapshot = _snapshot(txn)
+            self._store.save()
+            snapshot = self._store.snapshot(txn)
         self._deliver(snapshot, simulate_failure=self.fail_callbacks)
         return snapshot
 
@@ -210,10 +199,10 @@ class SandboxGateway:
         """The merchant cancels an approved payment (취소 after approval): ``cancelled``, ``approved_at`` kept, the
         merchant notified once with a signed callback. Again does nothing; ``SandboxError(409, "not_approved")``
         for a transaction never approved, 404 for an unknown one."""
-        with self._lock:
-            txn = self._get(txn_id)
+        with self._store.lock:
+            txn = self._store.get(txn_id)
             if txn.status == "cancelled" and txn.approved_at is not None:
-                return _snapshot(txn)
+                return self._store.snapshot(txn)
             if txn.status != "approved":
                 raise SandboxError(409, "not_approved", f"the payment is {txn.status}, not approved")
             txn.status = "cancelled"
@@ -221,8 +210,8 @@ class SandboxGateway:
             body = json.dumps(txn.public(), ensure_ascii=False, separators=(",", ":"))
             txn.callback_body = body
             txn.callback_signature = sign(self.key, body.encode())
-            self._save()
-            snapshot = _snapshot(txn)
+            self._store.save()
+            snapshot = self._store.snapshot(txn)
         self._deliver(snapshot, simulate_failure=self.fail_callbacks)
         return snapshot
 
@@ -241,12 +230,6 @@ class SandboxGateway:
 
     # -- internals
 
-    def _get(self, txn_id: str) -> Transaction:
-        txn = self._txns.get(txn_id)
-        if txn is None:
-            raise SandboxError(404, "not_found", "no such transaction")
-        return txn
-
     def _deliver(self, txn: Transaction, *, simulate_failure: bool) -> int | None:
         assert txn.callback_body is not None and txn.callback_signature is not None
         if simulate_failure:
@@ -259,20 +242,7 @@ class SandboxGateway:
             headers = {CALLBACK_SIGNATURE_HEADER: txn.callback_signature}
             attempt = deliver(txn.callback_url, txn.callback_body.encode(), headers)
         attempt["body"] = txn.callback_body
-        with self._lock:
-            self._txns[txn.txn_id].attempts.append(attempt)
-            self._save()
-        status_code: int | None = attempt["status_code"]
-        return status_code
-
-    def _save(self) -> None:
-        """Write the whole state atomically (caller holds the lock)."""
-        save_state(self.state_path, "transactions", self._txns.values())
-
-    def _load(self, path: Path) -> None:
-        for txn in load_state(path, "transactions", Transaction):
-            self._txns[txn.txn_id] = txn
-            self._by_order[txn.order_id] = txn.txn_id
+        return self._store.record_attempt(txn.txn_id, attempt)
 
 
 def parse_new_payment(raw: bytes) -> NewPayment:
