@@ -740,7 +740,7 @@ def test_payments_racing_the_approval_on_other_connections_are_either_imposed_fi
 
 
 def test_the_device_can_no_longer_void_or_correct_a_notice_once_its_fine_is_imposed(db_session, make, imposed):
-    from sync import reconcile
+    from sync import push as reconcile
 
     notice, _ = imposed
     now = kst(date(2025, 10, 8))
