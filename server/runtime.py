@@ -26,7 +26,7 @@ from server.adapters import registry as registry_adapter
 from server.adapters.watermarks import FileWatermarks
 from server.config import Config
 from sync.changes import PullSettings
-from sync.push import SyncSettings
+from sync.push.outcome import SyncSettings
 
 
 @dataclass

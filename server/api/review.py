@@ -25,7 +25,7 @@ from server import auth
 from server.api import schemas
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
-from sync.push import ForceProcess, force_process
+from sync.push.hold import ForceProcess, force_process
 from sync.schemas import Text
 
 blp = Blueprint("review", __name__, url_prefix="/api/v1", description="Review queue and hold queue")

@@ -22,7 +22,7 @@ from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime, unit_of_work
 from sync import changes
 from sync import schemas as wire
-from sync.push import push
+from sync.push.engine import push
 
 blp = Blueprint("sync", __name__, url_prefix="/sync/v1", description="Device sync protocol v1 (PROTOCOL.md)")
 

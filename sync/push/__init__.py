@@ -1,21 +1,4 @@
-"""The server's side of a push (PROTOCOL.md §2): ``envelope`` → ``load`` (what a batch needs, read up front) →
-``commands`` (typed, from validated events) → ``decide`` (pure) → ``write``; ``engine`` runs a batch through
-them, ``hold`` force-processes a held event."""
-
-from sync.push.engine import push
-from sync.push.envelope import MAX_DEPTH, EnvelopeError, seal_event, unseal_event
-from sync.push.hold import ForceProcess, force_process
-from sync.push.load import forced_links
-from sync.push.outcome import SyncSettings
-
-__all__ = [
-    "MAX_DEPTH",
-    "EnvelopeError",
-    "ForceProcess",
-    "SyncSettings",
-    "force_process",
-    "forced_links",
-    "push",
-    "seal_event",
-    "unseal_event",
-]
+"""The server's side of a push (PROTOCOL.md §2), in steps: ``envelope`` (the all-or-nothing part, storability,
+sealing) → ``load`` (everything a batch needs, read before any decision) → ``commands`` (typed, from the validated
+events) → ``decide`` (pure) → ``write`` (through the domain's operations); ``engine`` runs a batch through them
+(``engine.push``), ``hold`` force-processes a held event. Import the step you need: this package imports nothing."""

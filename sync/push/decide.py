@@ -33,6 +33,7 @@ class Facts:
     forcing: bool  # a clerk force-processes a held event
 
     def actor(self, officer_id: int | None = None) -> Actor:
+        """The device acting for ``officer_id`` (by default the officer signed in on it)."""
         return Actor(user_id=self.officer_id if officer_id is None else officer_id, device_id=self.device_id,
                      label="device")  # fmt: skip
 

@@ -209,6 +209,7 @@ def unseal_event(stored: dict[str, Any], cipher: PiiCipher) -> dict[str, Any]:
 
 
 def notice_no_of(event: dict[str, Any]) -> str | None:
+    """The event's ``notice_no`` when it is a string."""
     value = event.get("notice_no")
     return value if isinstance(value, str) else None
 

@@ -164,6 +164,7 @@ def subject(session: Session, notice_no: str, *, for_update: bool) -> tuple[noti
 
 
 def notice_exists(session: Session, notice_no: str) -> bool:
+    """Whether a notice has this number (this batch's issues included)."""
     return notice_ops.find_notice(session, notice_no) is not None
 
 
@@ -177,6 +178,7 @@ class BatchRows:
 
 
 def batch_rows(session: Session, device: Device, event_ids: set[str]) -> BatchRows:
+    """The stored copies of the batch's events, the device's held events and its force-processed links."""
     existing = {
         row.event_id: row for row in session.scalars(select(SyncEvent).where(SyncEvent.event_id.in_(event_ids)))
     }

@@ -43,10 +43,12 @@ class Outcome:
 
 
 def rejected(notice_no: str | None, code: str, field_name: str, message: str) -> Outcome:
+    """``rejected`` with one problem (``code`` on ``field_name``)."""
     return Outcome(protocol.REJECTED, notice_no, problems=[{"code": code, "field": field_name, "message": message}])
 
 
 def invalid_data(notice_no: str | None, errors: Any) -> Outcome:
+    """``rejected`` with a ``validation_failed`` problem per field of ``data`` the schema refused."""
     flat = flatten_errors(errors, "data")
     problems = [
         {"code": "validation_failed", "field": path, "message": "; ".join(messages)} for path, messages in flat.items()
@@ -55,6 +57,7 @@ def invalid_data(notice_no: str | None, errors: Any) -> Outcome:
 
 
 def number_taken(notice_no: str) -> Outcome:
+    """``conflict``: the number is another notice's, or spoiled."""
     return Outcome(
         protocol.CONFLICT,
         notice_no,
@@ -63,4 +66,5 @@ def number_taken(notice_no: str) -> Outcome:
 
 
 def ordered(flags: list[str]) -> list[str]:
+    """``flags`` in PROTOCOL.md's order, once each."""
     return [flag for flag in protocol.FLAGS if flag in flags]

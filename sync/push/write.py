@@ -65,6 +65,7 @@ class Run:
         return self._unstorable[key]
 
     def buffer(self, item: Issue) -> None:
+        """Keep an accepted issue for ``flush_issues``; the batch's later issues compare with it from now on."""
         self.issues.append(item)
         self.issue_numbers.add(item.cmd.notice_no)
         if item.candidate is not None:
@@ -116,6 +117,7 @@ def flush_issues(run: Run) -> None:
 
 
 def void(run: Run, cmd: commands.VoidNotice, notice: notice_ops.Notice) -> None:
+    """Void the notice as the device asked (``decide.void`` allowed it)."""
     notice_ops.void_notice(
         run.session,
         notice,
@@ -142,6 +144,7 @@ def correct(run: Run, notice: notice_ops.Notice, correction: notice_ops.CorrectN
 
 
 def flag_for_review(run: Run, notice: notice_ops.Notice, review: list[str]) -> None:
+    """Send a corrected notice to a clerk with the flags the server does not confirm."""
     # a correction printed with amounts or a QR the server does not confirm waits for a clerk, as an issue would
     notice_ops.flag_for_review(run.session, notice, review, run.facts.actor(), run.now)
 
@@ -166,6 +169,7 @@ def spoil(run: Run, cmd: commands.SpoilNumber, block_id: int | None) -> bool:
 
 
 def reprint(run: Run, cmd: commands.ReprintNotice, notice: notice_ops.Notice) -> None:
+    """Record the reprint on the notice's timeline."""
     notice_ops.record_reprint(run.session, notice, cmd.count, cmd.header.occurred_at, run.facts.actor())
 
 
