@@ -134,6 +134,7 @@ def push(
     new_events = [event for _, event, _ in reused] + [p.event for p in applied if p.row is None]
     new_events += [p.event for p in pending.values() if p.row is None]
     run.needs = load.load(session, device, [p.event for p in applied], cipher, stored=new_events)
+    run.needs.chain.update(stored.chain)
 
     new_rows: list[dict[str, Any]] = []
     for index, event, content_hash in reused:

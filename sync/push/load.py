@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 import protocol
@@ -175,37 +175,32 @@ class BatchRows:
     existing: dict[str, SyncEvent]  # event id → the stored event, for the batch's event ids
     held: dict[int, SyncEvent]  # seq → the device's held events above its acked seq
     forced: dict[int, str]  # seq → content hash of held events a clerk already decided (final, gap still open)
+    chain: dict[int, str]  # the device's link at its acked seq (the next event's predecessor), when stored
 
 
 def batch_rows(session: Session, device: Device, event_ids: set[str]) -> BatchRows:
-    """The stored copies of the batch's events, the device's held events and its force-processed links."""
+    """The stored copies of the batch's events, and the device's chain from its acked seq on: its held events, its
+    force-processed links and the link the next event follows (two queries)."""
     existing = {
         row.event_id: row for row in session.scalars(select(SyncEvent).where(SyncEvent.event_id.in_(event_ids)))
     }
-    held = {
-        row.seq: row
-        for row in session.scalars(
-            select(SyncEvent).where(
-                SyncEvent.device_id == device.id,
-                SyncEvent.generation == device.generation,
-                SyncEvent.status == protocol.HELD,
-                SyncEvent.seq > device.acked_seq,
-            )
-        )
-    }
-    return BatchRows(existing, held, forced_links(session, device))
-
-
-def forced_links(session: Session, device: Device) -> dict[int, str]:
-    """``seq`` → content hash of the device's links above its ``acked_seq`` that are already final: held events a
-    clerk force-processed while the gap before them is still open."""
-    rows = session.execute(
-        select(SyncEvent.seq, SyncEvent.content_hash).where(
+    acked = device.acked_seq
+    held: dict[int, SyncEvent] = {}
+    forced: dict[int, str] = {}
+    chain: dict[int, str] = {}
+    for row in session.scalars(
+        select(SyncEvent).where(
             SyncEvent.device_id == device.id,
             SyncEvent.generation == device.generation,
-            SyncEvent.is_link.is_(True),
-            SyncEvent.seq > device.acked_seq,
-            SyncEvent.status != protocol.HELD,
+            SyncEvent.seq >= acked,
+            or_(SyncEvent.status == protocol.HELD, SyncEvent.is_link.is_(True)),
         )
-    ).all()
-    return {seq: content_hash for seq, content_hash in rows}
+    ):
+        if row.seq == acked:
+            if row.is_link:
+                chain[acked] = row.content_hash
+        elif row.status == protocol.HELD:
+            held[row.seq] = row
+        elif row.is_link:
+            forced[row.seq] = row.content_hash
+    return BatchRows(existing, held, forced, chain)
