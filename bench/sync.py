@@ -690,7 +690,7 @@ def profile_push(db_url: str, device: BenchDevice, batch: int, var_dir: Path) ->
     stats = pstats.Stats(profiler, stream=io.StringIO()).strip_dirs()
     out.write(_stats_text(stats, "cumulative", 35))
     out.write(_stats_text(stats, "tottime", 25))
-    for name in (r"reconcile.py:\d+\(_issued\)", r"notices.py:\d+\(issue_notice\)", r"reconcile.py:\d+\(push\)"):
+    for name in (r"engine.py:\d+\(_issue\)", r"notices.py:\d+\(issue_notice\)", r"engine.py:\d+\(push\)"):
         text = io.StringIO()
         stats.stream = text  # type: ignore[attr-defined]
         stats.sort_stats("cumulative").print_callees(name)

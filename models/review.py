@@ -7,7 +7,7 @@
   observed within the code's ``dedupe_window_min`` minutes and ``dedupe_distance_m`` metres (the same normalised
   address when either lacks coordinates). Never merged or rejected: flagged for a clerk.
 - The hold queue is every pushed event still ``held`` behind a gap in its device's ``seq``; a clerk may
-  force-process one (``sync.reconcile.force_process``), and that decision is kept here: who, when, why.
+  force-process one (``sync.push.hold.force_process``), and that decision is kept here: who, when, why.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from models import errors as domain
 from sync.changes import ResetRequired
-from sync.reconcile import EnvelopeError
+from sync.push.envelope import EnvelopeError
 from sync.schemas import flatten_errors
 
 log = logging.getLogger("jingsu.errors")

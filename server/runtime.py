@@ -27,7 +27,7 @@ from models.users import LockoutPolicy
 from server.config import Config
 from services.uow import committing
 from sync.changes import PullSettings
-from sync.reconcile import SyncSettings
+from sync.push.outcome import SyncSettings
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Marshmallow schemas of sync protocol v1 (PROTOCOL.md §1–§3): the wire shapes, shared by server and device.
 
-Schemas describe shape only (types, lengths, enums); state rules live in ``sync.reconcile`` and ``models``.
+Schemas describe shape only (types, lengths, enums); state rules live in ``sync.push`` and ``models``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from server import auth
 from server.api import schemas
 from server.errors import ApiError
 from server.runtime import runtime, unit_of_work
-from sync import reconcile
+from sync.push.hold import ForceProcess, force_process
 from sync.schemas import Text
 
 blp = Blueprint("review", __name__, url_prefix="/api/v1", description="Review queue and hold queue")
@@ -283,10 +283,10 @@ class Process(MethodView):
         with unit_of_work() as session:
             principal = auth.current_principal()
             scope = auth.scope_of(session, principal)
-            return reconcile.force_process(
+            return force_process(
                 session,
                 scope,
-                reconcile.ForceProcess(event_id, body["action"], body["reason"], principal.actor()),
+                ForceProcess(event_id, body["action"], body["reason"], principal.actor()),
                 now=rt.clock(),
                 cipher=rt.cipher,
                 settings=rt.sync_settings,

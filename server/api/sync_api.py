@@ -19,8 +19,9 @@ from server import auth
 from server.errors import ApiError
 from server.jsonbody import MalformedJson, strict_loads
 from server.runtime import runtime, unit_of_work
-from sync import changes, reconcile
+from sync import changes
 from sync import schemas as wire
+from sync.push.engine import push
 
 blp = Blueprint("sync", __name__, url_prefix="/sync/v1", description="Device sync protocol v1 (PROTOCOL.md)")
 
@@ -112,7 +113,7 @@ class Push(MethodView):
         body = g.get("json_body")  # parsed (strictly) by the auth step
         assert principal.device_id is not None
         with unit_of_work() as session:
-            return reconcile.push(
+            return push(
                 session,
                 principal.device_id,
                 body,

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import protocol
-from sync.reconcile import MAX_DEPTH
+from sync.push.envelope import MAX_DEPTH
 from tests.conftest import LiveServer
 from tests.support.device import Device, now_kst, staff_token
 

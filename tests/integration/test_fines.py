@@ -673,7 +673,8 @@ def test_payments_racing_the_approval_on_other_connections_are_either_imposed_fi
 
 
 def test_the_device_can_no_longer_void_or_correct_a_notice_once_its_fine_is_imposed(db_session, make, imposed):
-    from sync import reconcile
+    from sync.push.engine import push
+    from sync.push.outcome import SyncSettings
 
     notice, _ = imposed
     now = kst(date(2025, 10, 8))
@@ -690,8 +691,8 @@ def test_the_device_can_no_longer_void_or_correct_a_notice_once_its_fine_is_impo
             event(2, protocol.NOTICE_CORRECTED, {"reason": "오기", "memo": "정정"}),
         ],
     }
-    answer = reconcile.push(db_session, make.device_id, body, now=now, cipher=CIPHER,
-                            settings=reconcile.SyncSettings(), pay_base_url="http://localhost")  # fmt: skip
+    answer = push(db_session, make.device_id, body, now=now, cipher=CIPHER,
+                  settings=SyncSettings(), pay_base_url="http://localhost")  # fmt: skip
 
     assert [(r["status"], r["problems"][0]["code"]) for r in answer["results"]] == [
         ("rejected", "invalid_transition"),
