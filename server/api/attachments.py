@@ -18,8 +18,6 @@ left to parse, and an image is never refused as malformed JSON. Other routes are
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -38,9 +36,11 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 class AttachmentOut(Schema):
-    sha256 = fields.String(required=True)
-    size = fields.Integer(required=True)
-    content_type = fields.String(required=True)
+    """Dumps ``evidence.Stored``."""
+
+    sha256 = fields.String(required=True, attribute="attachment.sha256")
+    size = fields.Integer(required=True, attribute="attachment.size")
+    content_type = fields.String(required=True, attribute="attachment.content_type")
 
 
 @blp.before_request
@@ -62,6 +62,19 @@ def _checked(sha256: str) -> str:
     return sha256
 
 
+def _photo(sha256: str, device_id: str | None) -> evidence.StoreAttachment:
+    """The request's photo as a command: a JPEG or PNG, as declared (else 415), under a well-formed path."""
+    _checked(sha256)
+    content: bytes = g.attachment_body
+    declared = request.mimetype
+    if declared not in evidence.CONTENT_TYPES:
+        raise ApiError(415, "unsupported_media_type", "a photo is sent as image/jpeg or image/png")
+    if evidence.sniff(content) != declared:
+        raise ApiError(415, "unsupported_media_type", f"the body is not a {declared} image")
+    assert device_id is not None
+    return evidence.StoreAttachment(sha256, content, declared, device_id)
+
+
 @blp.route("/<sha256>")
 class Attachment(MethodView):
     @auth.device
@@ -72,29 +85,15 @@ class Attachment(MethodView):
     @blp.alt_response(413, description="payload_too_large")
     @blp.alt_response(415, description="unsupported_media_type: not image/jpeg or image/png")
     @blp.alt_response(422, description="hash_mismatch: the bytes' SHA-256 is not the path's")
-    def put(self, sha256: str) -> tuple[dict[str, Any], int]:
+    def put(self, sha256: str) -> tuple[evidence.Stored, int]:
         """Store an evidence photo under its SHA-256 (once: sending it again changes nothing)."""
-        _checked(sha256)
-        content: bytes = g.attachment_body
-        declared = request.mimetype
-        if declared not in evidence.CONTENT_TYPES:
-            raise ApiError(415, "unsupported_media_type", "a photo is sent as image/jpeg or image/png")
-        if evidence.sniff(content) != declared:
-            raise ApiError(415, "unsupported_media_type", f"the body is not a {declared} image")
-        rt = runtime()
-        principal = auth.current_principal()
-        assert principal.device_id is not None
-        cmd = evidence.StoreAttachment(sha256, content, declared, principal.device_id)
+        rt, principal = runtime(), auth.current_principal()
+        cmd = _photo(sha256, principal.device_id)
         with unit_of_work() as session:
             stored = evidence.store_attachment(
                 session, evidence.EvidenceDir(rt.config.evidence_dir), cmd, rt.clock(), principal.actor()
             )
-            body = {
-                "sha256": stored.attachment.sha256,
-                "size": stored.attachment.size,
-                "content_type": stored.attachment.content_type,
-            }
-        return body, 201 if stored.created else 200
+        return stored, 201 if stored.created else 200
 
     @auth.device
     @blp.response(200, description="the server has this photo")
