@@ -27,6 +27,7 @@ from pda_client.config import PdaConfig
 from pda_client.engine import SyncEngine
 from pda_client.errors import PdaError
 from pda_client.store import Store
+from pda_client.text import table
 from pda_client.transport import Transport
 
 NOTICE_STATUS_LABELS = {
@@ -72,20 +73,6 @@ def _store(ctx: click.Context) -> Iterator[Store]:
         sys.exit(exc.exit_code)
     finally:
         store.close()
-
-
-def _table(rows: list[tuple[Any, ...]], headers: tuple[str, ...]) -> str:
-    def width(text: str) -> int:
-        return sum(2 if ord(ch) > 0x1100 else 1 for ch in text)
-
-    cells = [tuple(str(c) for c in headers)] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(width(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(cell + " " * (widths[i] - width(cell)) for i, cell in enumerate(row)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 @main.command()
@@ -174,7 +161,7 @@ def issue(ctx: click.Context, fmt: str | None, out: Path | None, birth_date: dat
             dev.IssueCommand(birth_date=birth_date.date() if birth_date else None, photos=list(photos), **fields),
         )
         click.echo(
-            _table(
+            table(
                 [
                     ("고지번호", issued.notice_no),
                     ("위반내용", f"{issued.violation_code} {issued.violation_name}"),
@@ -273,7 +260,7 @@ def sync_cmd(ctx: click.Context) -> None:
                 for bar in bars.values():
                     bar.__exit__(None, None, None)
         rows = [(STATUS_LABELS.get(s, s), s, n) for s, n in sorted(report.pushed.items())]
-        click.echo(_table(rows or [("-", "-", 0)], ("결과", "status", "건수")))
+        click.echo(table(rows or [("-", "-", 0)], ("결과", "status", "건수")))
         for seq, notice_no, status, code in report.problems:
             click.echo(f"  seq {seq} {notice_no}: {status} {code}")
         if report.statuses:
@@ -281,7 +268,7 @@ def sync_cmd(ctx: click.Context) -> None:
             changed = [
                 (notice_no, NOTICE_STATUS_LABELS.get(st, st), st) for notice_no, st in sorted(report.statuses.items())
             ]
-            click.echo(_table(changed, ("고지번호", "상태", "status")))
+            click.echo(table(changed, ("고지번호", "상태", "status")))
         click.echo(f"acked_seq={report.acked_seq} pulled={report.pulled}" + (" reset=yes" if report.reset else ""))
 
 
@@ -295,7 +282,7 @@ def status(ctx: click.Context) -> None:
         counts = store.counts_by_state()
         now = datetime.now(UTC)
         rows = [(STATUS_LABELS.get(s, s), s, n) for s, n in sorted(counts.items())]
-        click.echo(_table(rows or [("-", "-", 0)], ("상태", "state", "건수")))
+        click.echo(table(rows or [("-", "-", 0)], ("상태", "state", "건수")))
         refused = store.conn.execute(
             "SELECT seq, notice_no, status, result FROM outbox WHERE status IN ('rejected', 'conflict') ORDER BY seq"
         ).fetchall()
@@ -310,7 +297,7 @@ def status(ctx: click.Context) -> None:
                            f"{first.get('field', '')} {first.get('message', '')}")  # fmt: skip
         click.echo("")
         click.echo(
-            _table(
+            table(
                 [
                     ("단말", enrolled.device_id),
                     ("관할", enrolled.jurisdiction),
