@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from models import feed
 from models.base import Actor
 from models.catalog import (
     DefineFineRow,
@@ -92,6 +93,7 @@ def load_demo(
     """Load (or bring up to date) the demo data; returns the demo devices with fresh enrollment codes."""
     if production:
         raise DemoRefused("demo data is refused when JINGSU_ENV=production")
+    feed.register_writer(session)  # the codes and zones it loads are changes for devices
     upsert_jurisdiction(
         session, *SEOUL_CITY, level=CITY_LEVEL, parent_code=None, address="서울특별시 중구 세종대로 110"
     )

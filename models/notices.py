@@ -35,7 +35,7 @@ from models.base import Actor, Base, Scope
 from models.catalog import ViolationCode, schedule_rules
 from models.crypto import PiiCipher
 from models.errors import InvalidInput, InvalidTransition, NotFound
-from models.feed import device_scope, record_change, record_changes
+from models.feed import device_scope, record_change, record_changes, register_writer
 from protocol import reduced_amount, select_schedule, seoul_date
 from protocol.masking import mask_name
 
@@ -185,6 +185,7 @@ def issue_notices(
         firsts.setdefault(cmd.notice_no, (cmd, actor))
     if not firsts:
         return {}
+    register_writer(session)  # it ends with changes for the devices: registered before its first write
     rows = bulk.insert_returning(
         session,
         cast(Table, Notice.__table__),

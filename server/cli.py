@@ -65,18 +65,22 @@ def compact_feed_command(app: Flask) -> None:
     @app.cli.command("compact-feed", with_appcontext=False)
     def compact_feed() -> None:
         """Remove replaced changes and old tombstones from the device feed; raise the feed floor past them."""
-        from models.feed import compact
+        from services.compaction import compact_feed
 
         rt = _runtime()
         settings = wiring.job_inputs(rt).settings
-        with transactions(rt.sessions)() as session:
-            done = compact(
-                session, rt.clock(), tombstone_age=settings.tombstone_age, superseded_age=settings.superseded_age
-            )
+        done = compact_feed(
+            transactions(rt.sessions, writes_changes=False),
+            rt.clock(),
+            tombstone_age=settings.tombstone_age,
+            superseded_age=settings.superseded_age,
+        )
         click.echo(f"{'removed':<22} {'rows':>10}")
         click.echo(f"{'replaced changes':<22} {done.superseded:>10,}")
         click.echo(f"{'tombstones':<22} {done.tombstones:>10,}")
-        click.echo(f"feed floor is now id {done.feed_floor_id} (older cursors get reset_required)")
+        click.echo(
+            f"feed floor is now id {done.feed_floor_id} (older cursors get reset_required); {done.chunks} chunks"
+        )
 
 
 def worker_command(app: Flask) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -124,14 +124,22 @@ def runtime() -> Runtime:
     return found
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """One transaction: committed on success, rolled back on error (``services.uow.committing``)."""
+def unit_of_work(*, writes_changes: bool | None = None) -> Iterator[Session]:
+    """One transaction: committed on success, rolled back on error (``services.uow.committing``).
+
+    A request that may change something (any method but GET, HEAD and OPTIONS, unless ``writes_changes`` says
+    otherwise) registers as a writer of the change feed first; a read does not, so it never holds the feed back."""
+    if writes_changes is None:
+        writes_changes = not has_request_context() or request.method not in _SAFE_METHODS
     # a device route's check already opened the request's transaction (``server.auth.device``): continue it
     session = g.pop("request_session", None) or runtime().sessions()
     g.session = session
     try:
-        with committing(session):
+        with committing(session, writes_changes=writes_changes):
             yield session
     finally:
         g.pop("session", None)

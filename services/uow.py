@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import feed
 from models.devices import AFTER_COMMIT
 from models.errors import DomainError
 
@@ -24,10 +25,15 @@ def _after_commit(session: Session) -> None:
 
 
 @contextmanager
-def committing(session: Session) -> Iterator[Session]:
+def committing(session: Session, *, writes_changes: bool = True) -> Iterator[Session]:
     """Run the block in ``session``'s transaction: commit (then the after-commit callbacks) on success, roll back
-    on error — a domain error may ask to keep its changes (e.g. a failed sign-in's counter); close it either way."""
+    on error — a domain error may ask to keep its changes (e.g. a failed sign-in's counter); close it either way.
+
+    A unit that may write changes for devices registers as a writer of the feed first (``models.feed``): almost
+    every back-office decision tells a device something. Keep such units short; a long job commits in chunks."""
     try:
+        if writes_changes:
+            feed.register_writer(session)
         yield session
         session.commit()
         _after_commit(session)
@@ -45,10 +51,11 @@ def committing(session: Session) -> Iterator[Session]:
         session.close()
 
 
-def transactions(sessions: sessionmaker[Session]) -> Transactions:
-    """Each call opens a new session from ``sessions`` as one unit of work."""
+def transactions(sessions: sessionmaker[Session], *, writes_changes: bool = True) -> Transactions:
+    """Each call opens a new session from ``sessions`` as one unit of work (registered as a writer of changes
+    unless ``writes_changes`` is false)."""
 
     def open_one() -> AbstractContextManager[Session]:
-        return committing(sessions())
+        return committing(sessions(), writes_changes=writes_changes)
 
     return open_one

@@ -1,8 +1,10 @@
 """The pull feed (PROTOCOL.md §3): what changed in a device's scope since its cursor.
 
-Positions are (txid, id) of ``change_log`` rows, served in that order and only for transactions that ended before
-the oldest one still running (``pg_snapshot_xmin``). A transaction that commits late therefore holds the feed back
-instead of being skipped, and nothing is served twice on one cursor chain.
+Positions are (txid, id) of ``change_log`` rows, served in that order and only for transactions below the feed's
+horizon: the oldest ticket of a transaction registered as a writer of changes and still running (``models.feed``;
+the SQL function ``feed_page`` reads the horizon, then the rows under a newer snapshot). A change-writing transaction
+that commits late therefore holds the feed back instead of being skipped, nothing is served twice on one cursor
+chain, and no other transaction — a long import, a report, another database of the server — holds it back at all.
 
 Number blocks are read from their own table by block id (a pull allocates them in its own transaction, and they must
 be in that same response); device settings are sent whenever they differ from what the cursor chain last carried.
@@ -23,6 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from models import devices as device_ops
+from models import feed
 from models.devices import ACTIVE, NumberBlock, number_block_data
 from models.errors import Conflict, Forbidden, InvalidInput
 from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
@@ -113,13 +116,8 @@ _SNAPSHOT = text(
     )
     SELECT snap.epoch, snap.feed_floor_id, snap.newest_change, snap.jurisdiction, snap.status, snap.live_blocks,
            snap.newest_block, c.id, c.txid, c.entity, c.key, c.op, c.data
-    FROM snap LEFT JOIN LATERAL (
-        SELECT id, txid, entity, key, op, data FROM change_log
-        WHERE scope = ANY(ARRAY[:scope_all, :jurisdiction_prefix || snap.jurisdiction, :device_scope])
-          AND (txid, id) > (:txid, :id)
-          AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-        ORDER BY txid, id
-        LIMIT :limit
+    FROM snap LEFT JOIN LATERAL feed_page(
+        ARRAY[:scope_all, :jurisdiction_prefix || snap.jurisdiction, :device_scope]::text[], :txid, :id, :limit
     ) AS c ON true
     ORDER BY c.txid, c.id
     """
@@ -144,6 +142,7 @@ def _read(
     }
     rows = session.execute(_SNAPSHOT, params).all()
     if not rows:
+        feed.register_writer(session)  # creating the state row writes, and this pull may go on to allocate
         get_state(session)  # the state row is created on first use; the device is then what is missing
         device_ops.get_device(session, device_id)
         rows = session.execute(_SNAPSHOT, params).all()
@@ -183,7 +182,9 @@ def pull(
         raise Forbidden("this device has been revoked", code="device_revoked")
     newest_block = snap.newest_block
     if snap.live_blocks < settings.min_live_blocks:
-        # only a pull that must allocate locks the device (and writes): the usual empty pull is a pure read
+        # only a pull that must allocate locks the device (and writes): the usual empty pull is a pure read.
+        # Allocating may delete spent blocks from the feed, so the pull registers as a writer before it locks.
+        feed.register_writer(session)
         device = device_ops.get_device(session, device_id, for_update=True)
         added = device_ops.top_up_blocks(
             session,

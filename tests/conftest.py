@@ -30,6 +30,7 @@ from psycopg import sql
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session
 
+from models.feed import register_writer
 from server.config import ROOT, Config
 
 pytest_plugins = ["pytester", "tests.ci_rules"]
@@ -198,6 +199,7 @@ def db_session(engine: Engine) -> Iterator[Session]:
     """A Session whose commits are savepoints inside an outer transaction that is rolled back after the test."""
     with engine.connect() as conn:
         outer = conn.begin()
+        register_writer(conn)  # before any write: the test's whole transaction may write changes for devices
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:
             yield session
@@ -212,6 +214,7 @@ def connection(engine: Engine) -> Iterator[Connection]:
     savepoints)."""
     with engine.connect() as conn:
         outer = conn.begin()
+        register_writer(conn)  # before any write: the test's whole transaction may write changes for devices
         try:
             yield conn
         finally:

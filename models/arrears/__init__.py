@@ -28,8 +28,10 @@ from models.arrears.engine import (
     advance_business_date,
     advance_to_today,
     after_payment,
+    check_business_date,
     end_relief,
     grant_relief,
+    move_business_date,
     record_payment,
     resume,
     reverse_payment,
@@ -39,7 +41,7 @@ from models.arrears.engine import (
     stop_collection,
     suspend,
 )
-from models.arrears.hotlist import HotlistReport, jurisdictions_to_refresh, refresh_hotlist
+from models.arrears.hotlist import HotlistReport, jurisdictions_to_refresh, plates_to_refresh, refresh_hotlist
 from models.arrears.queries import (
     ArrearsDetails,
     ArrearsEntry,
@@ -100,6 +102,9 @@ __all__ = [
     "StepReport",
     "advance_business_date",
     "advance_to_today",
+    "move_business_date",
+    "check_business_date",
+    "plates_to_refresh",
     "after_payment",
     "arrears_details",
     "arrears_view",

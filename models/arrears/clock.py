@@ -102,6 +102,8 @@ class StepReport:
     skipped: int = 0
     amount: int = 0
     defaults: int = 0
+    cursor: int | None = None  # a chunk's: the receivable id the next chunk starts after (None: no more)
+    chunks: int = 0  # how many transactions a chunked run committed
 
     def summary(self) -> str:
         return (
@@ -115,6 +117,7 @@ class StepReport:
         self.skipped += other.skipped
         self.amount += other.amount
         self.defaults += other.defaults
+        self.chunks += other.chunks
 
 
 # --- the due-date clock -----------------------------------------------------------------------------------------------

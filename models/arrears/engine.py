@@ -60,12 +60,25 @@ from models.rules import law_date, load_rulebook
 def advance_business_date(
     session: Session, to: date, actor: Actor, clock: Clock | None = None, *, refresh: bool = True
 ) -> StepReport:
-    """Move the business date to ``to`` (never back) and run the daily and month steps for it.
+    """Move the business date to ``to`` (never back) and run the daily and month steps for it, in this transaction.
 
     Days skipped over need no step of their own: catching up to ``to`` decides every day and month on the way as
     if each had run. With ``refresh``, every jurisdiction's hotlist is rebuilt for ``to``. Raises
-    ``InvalidTransition`` (code ``business_date_backwards``) for a date before the current one.
+    ``InvalidTransition`` (code ``business_date_backwards``) for a date before the current one. For a whole city,
+    ``services.steps.advance`` does the same a bounded chunk per transaction.
     """
+    move_business_date(session, to, actor, clock)
+    report = run_daily_step(session, to, actor)
+    report.add(run_month_step(session, to, actor))
+    if refresh:
+        for code in hotlist.jurisdictions_to_refresh(session):
+            hotlist.refresh_hotlist(session, code, to, actor)
+    return report
+
+
+def move_business_date(session: Session, to: date, actor: Actor, clock: Clock | None = None) -> date:
+    """Set the business date to ``to`` (never back; the same date again is allowed: its steps are rerun, which is
+    how an advance cut short resumes). Raises ``InvalidTransition`` (``business_date_backwards``)."""
     row = calendar_row(session, clock, for_update=True)
     if to < row.business_date:
         raise InvalidTransition(
@@ -77,12 +90,7 @@ def advance_business_date(
     row.advanced_at = utcnow()
     row.advanced_by_user_id = actor.user_id
     session.flush()
-    report = run_daily_step(session, to, actor)
-    report.add(run_month_step(session, to, actor))
-    if refresh:
-        for code in hotlist.jurisdictions_to_refresh(session):
-            hotlist.refresh_hotlist(session, code, to, actor)
-    return report
+    return to
 
 
 def advance_to_today(session: Session, now: datetime, actor: Actor) -> StepReport:
@@ -92,7 +100,8 @@ def advance_to_today(session: Session, now: datetime, actor: Actor) -> StepRepor
     return advance_business_date(session, max(current, law_date(now)), actor, lambda: now)
 
 
-def _not_after_business_date(session: Session, day: date) -> None:
+def check_business_date(session: Session, day: date) -> None:
+    """Raise ``InvalidInput`` (``after_business_date``) for a day after the business date."""
     current = business_date(session)
     if day > current:
         raise InvalidInput(
@@ -102,26 +111,39 @@ def _not_after_business_date(session: Session, day: date) -> None:
         )
 
 
-def _run(session: Session, day: date, actor: Actor, where: object, *, months: bool) -> StepReport:
+def _run(
+    session: Session, day: date, actor: Actor, where: object, *, months: bool, after: int, limit: int | None
+) -> StepReport:
     report = StepReport(day)
     rules = load_rulebook(session)
     stmt = (
         select(ReceivableTerms)
-        .where(where)  # type: ignore[arg-type]
+        .where(where, ReceivableTerms.receivable_id > after)  # type: ignore[arg-type]
         .order_by(ReceivableTerms.receivable_id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    for terms in session.scalars(stmt).all():
+    done = session.scalars(stmt).all()
+    for terms in done:
         report.add(catch_up(session, terms, day, actor, months=months, rules=rules))
+    report.cursor = _cursor(done[-1].receivable_id if done else None, len(done), limit)
     return report
 
 
-def run_daily_step(session: Session, day: date, actor: Actor) -> StepReport:
+def _cursor(last_id: int | None, count: int, limit: int | None) -> int | None:
+    """Where the next chunk starts, or ``None`` when this one was the last."""
+    return last_id if limit is not None and count >= limit else None
+
+
+def run_daily_step(
+    session: Session, day: date, actor: Actor, *, after: int = 0, limit: int | None = None
+) -> StepReport:
     """The daily step for business date ``day``: 분납 defaults, overdue marks and 가산금 (once per receivable).
 
-    Idempotent. Rows another worker holds are skipped (it is doing them). Raises ``InvalidInput`` for a day after
-    the business date."""
-    _not_after_business_date(session, day)
+    Idempotent. Rows another worker holds are skipped (it is doing them). With ``limit``, only that many
+    receivables after the id ``after``; the report's ``cursor`` says where the next chunk starts (``None``: done).
+    Raises ``InvalidInput`` for a day after the business date."""
+    check_business_date(session, day)
     plans_due = (
         select(CollectionHold.receivable_id)
         .join(HoldInstallment, HoldInstallment.hold_id == CollectionHold.id)
@@ -140,18 +162,22 @@ def run_daily_step(session: Session, day: date, actor: Actor) -> StepReport:
             ),
         ),
     )
-    return _run(session, day, actor, where, months=False)
+    return _run(session, day, actor, where, months=False, after=after, limit=limit)
 
 
-def run_month_step(session: Session, day: date, actor: Actor) -> StepReport:
+def run_month_step(
+    session: Session, day: date, actor: Actor, *, after: int = 0, limit: int | None = None
+) -> StepReport:
     """The month step for business date ``day``: every 중가산금 month accrued by ``day`` and not yet decided, for
-    every open receivable (missed months are caught up, each posted for its own month). Idempotent."""
-    _not_after_business_date(session, day)
+    every open receivable (missed months are caught up, each posted for its own month). Idempotent. ``after``,
+    ``limit`` and the report's ``cursor`` chunk it as ``run_daily_step``'s do."""
+    check_business_date(session, day)
     open_receivables = select(ledger.Receivable.id).where(ledger.Receivable.status == ledger.OPEN)
     where = and_(
         ReceivableTerms.state.in_((CURRENT, OVERDUE)),
         ReceivableTerms.next_month_on <= day,
         ReceivableTerms.receivable_id.in_(open_receivables),
+        ReceivableTerms.receivable_id > after,
     )
     report = StepReport(day)
     rules = load_rulebook(session)
@@ -159,6 +185,7 @@ def run_month_step(session: Session, day: date, actor: Actor) -> StepReport:
         select(ReceivableTerms.receivable_id)
         .where(where)
         .order_by(ReceivableTerms.receivable_id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     for chunk in batch.chunks(ids):
@@ -170,6 +197,7 @@ def run_month_step(session: Session, day: date, actor: Actor) -> StepReport:
         for terms in session.scalars(select(ReceivableTerms).where(ReceivableTerms.receivable_id.in_(left))):
             report.add(catch_up(session, terms, day, actor, rules=rules))
     session.flush()
+    report.cursor = _cursor(ids[-1] if ids else None, len(ids), limit)
     return report
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, union
+from sqlalchemy import ColumnElement, select, union
 from sqlalchemy.orm import Session
 
 from models import ledger
@@ -62,6 +62,32 @@ def jurisdictions_to_refresh(session: Session) -> list[str]:
     return sorted(set(session.scalars(union(overdue, listed))))
 
 
+def _overdue_parking(jurisdiction: str, business_date: date) -> tuple[ColumnElement[bool], ...]:
+    """Open, overdue parking receivables of ``jurisdiction`` with a plate (joined to their notices)."""
+    return (
+        ledger.Receivable.jurisdiction == jurisdiction,
+        ledger.Receivable.status == ledger.OPEN,
+        ReceivableTerms.state == OVERDUE,
+        ReceivableTerms.due_date < business_date,
+        Notice.kind == VEHICLE_NOTICE_KIND,
+        Notice.vehicle_plate.is_not(None),
+    )
+
+
+def plates_to_refresh(session: Session, jurisdiction: str, business_date: date) -> list[str]:
+    """Every plate a refresh of ``jurisdiction`` may list or remove, sorted: the plates of its overdue parking
+    receivables and the plates it lists now (so a chunked refresh can take them a slice at a time)."""
+    overdue = (
+        select(Notice.vehicle_plate.label("plate"))
+        .join(ledger.Receivable, ledger.Receivable.notice_id == Notice.id)
+        .join(ReceivableTerms, ReceivableTerms.receivable_id == ledger.Receivable.id)
+        .where(*_overdue_parking(jurisdiction, business_date))
+    )
+    listed = select(HotlistEntry.plate.label("plate")).where(HotlistEntry.jurisdiction == jurisdiction)
+    plates = union(overdue, listed).subquery()
+    return [plate for plate in session.scalars(select(plates.c.plate).order_by(plates.c.plate)) if plate]
+
+
 def refresh_hotlist(
     session: Session, jurisdiction: str, business_date: date, actor: Actor, *, plates: Iterable[str] | None = None
 ) -> HotlistReport:
@@ -81,14 +107,7 @@ def refresh_hotlist(
         select(ReceivableTerms, Notice.vehicle_plate)
         .join(ledger.Receivable, ledger.Receivable.id == ReceivableTerms.receivable_id)
         .join(Notice, Notice.id == ledger.Receivable.notice_id)
-        .where(
-            ledger.Receivable.jurisdiction == jurisdiction,
-            ledger.Receivable.status == ledger.OPEN,
-            ReceivableTerms.state == OVERDUE,
-            ReceivableTerms.due_date < business_date,
-            Notice.kind == VEHICLE_NOTICE_KIND,
-            Notice.vehicle_plate.is_not(None),
-        )
+        .where(*_overdue_parking(jurisdiction, business_date))
         .order_by(ReceivableTerms.receivable_id)
         .with_for_update(of=ReceivableTerms)
     )

@@ -20,6 +20,8 @@ from models.errors import NotFound
 from server import auth
 from server.api.schemas import JURISDICTION, Items
 from server.runtime import runtime, unit_of_work
+from services import steps
+from services.uow import Transactions, transactions
 from sync.schemas import Text
 
 blp = Blueprint("arrears", __name__, url_prefix="/api/v1", description="Arrears: business date, holds, hotlist")
@@ -197,18 +199,21 @@ class BusinessDate(MethodView):
     def post(self, body: dict[str, Any]) -> arrears.StepReport:
         """Advance the business date and run the daily and month steps for it (missed days are caught up), then
         rebuild every district's hotlist."""
-        with unit_of_work() as session:
-            actor = auth.current_principal().actor()
-            return arrears.advance_business_date(session, body["business_date"], actor, runtime().clock)
+        rt = runtime()
+        return steps.advance(chunks(), body["business_date"], auth.current_principal().actor(), rt.clock)
+
+
+def chunks() -> Transactions:
+    """Transactions of their own for a long step, a chunk each (``services.steps``)."""
+    return transactions(runtime().sessions)
 
 
 def _step(body: dict[str, Any], month: bool) -> arrears.StepReport:
-    with unit_of_work() as session:
-        actor = auth.current_principal().actor()
-        day = body["business_date"]
-        if month:
-            return arrears.run_month_step(session, day, actor)
-        return arrears.run_daily_step(session, day, actor)
+    actor, day = auth.current_principal().actor(), body["business_date"]
+    with unit_of_work(writes_changes=False) as session:
+        arrears.check_business_date(session, day)
+    step = arrears.run_month_step if month else arrears.run_daily_step
+    return steps.run_step(chunks(), step, day, actor)
 
 
 @blp.route("/arrears/steps/daily")
@@ -241,13 +246,12 @@ class HotlistRefresh(MethodView):
     @blp.alt_response(404, description="not_found: no such jurisdiction in the caller's scope")
     def post(self, body: dict[str, Any]) -> arrears.HotlistReport:
         """Rebuild a district's 번호판 영치 hotlist; changes reach its PDAs through the pull feed."""
-        with unit_of_work() as session:
-            principal = auth.current_principal()
-            code = body["jurisdiction"]
+        principal, code = auth.current_principal(), body["jurisdiction"]
+        with unit_of_work(writes_changes=False) as session:
             if not auth.scope_of(session, principal).allows(code) or not arrears.jurisdiction_exists(session, code):
                 raise NotFound("no such jurisdiction", field="jurisdiction")
             day = body.get("business_date") or arrears.business_date(session, runtime().clock)
-            return arrears.refresh_hotlist(session, code, day, principal.actor())
+        return steps.refresh_hotlist(chunks(), code, day, principal.actor())[0]
 
 
 # --- a receivable's arrears and holds -------------------------------------------------------------------------------

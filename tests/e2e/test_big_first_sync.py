@@ -11,6 +11,7 @@ import httpx
 import psutil
 from sqlalchemy import create_engine, text
 
+from models.feed import register_writer
 from server.config import ROOT
 from tests.support.device import register_device
 from tests.support.pda import DEMO_PASSWORD
@@ -24,6 +25,7 @@ def add_zones(db_url: str, count: int) -> None:
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
+            register_writer(conn)  # it writes zones, then their changes
             conn.execute(
                 text(
                     "INSERT INTO zones (id, jurisdiction, name, kind) "

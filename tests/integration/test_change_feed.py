@@ -1,10 +1,10 @@
 """The pull feed (DESIGN.md §6, PROTOCOL.md §3): a change committed late is never skipped, nothing is delivered
 twice on one cursor chain, pages have neither gaps nor repeats, and stale or foreign cursors are refused.
 
-The concurrency tests use real transactions on separate connections to a cloned database. PostgreSQL's snapshot
-xmin is cluster-wide, so a write transaction left open anywhere on the server holds the feed back: every
-transaction here is short and closed in ``finally``, and waiting for a change to appear has a deadline rather than
-assuming the rest of the cluster is idle.
+The concurrency tests use real transactions on separate connections to a cloned database. Only transactions
+registered as writers of changes hold the feed back (``tests/e2e/test_feed_horizon.py`` shows other write
+transactions do not); every transaction here is short and closed in ``finally``, and waiting for a change to appear
+has a deadline.
 """
 
 from __future__ import annotations

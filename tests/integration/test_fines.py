@@ -33,7 +33,7 @@ from models.base import Actor
 from models.catalog import schedule_rules
 from models.devices import RegisterDevice, register_device
 from models.errors import InvalidInput, InvalidTransition
-from models.feed import ChangeLog
+from models.feed import ChangeLog, register_writer
 from models.users import User
 from sandboxes.launcher import start_approval, start_registry
 from sandboxes.launcher import stop as stop_approval
@@ -600,6 +600,7 @@ def test_payments_racing_the_approval_on_other_connections_are_either_imposed_fi
     engine = create_engine(clone_db())
     try:
         with Session(engine) as session:
+            register_writer(session)  # a test's setup transaction writes changes after other rows
             device, _ = register_device(session, RegisterDevice("11110", "경합 단말"), Actor.system(),
                                         kst(date(2025, 9, 1)), timedelta(hours=1))  # fmt: skip
             officer = session.scalar(select(User).where(User.login == "officer.11110.1"))
@@ -630,6 +631,7 @@ def test_payments_racing_the_approval_on_other_connections_are_either_imposed_fi
         def run(work: Any) -> None:
             try:
                 with Session(engine) as session:
+                    register_writer(session)  # as the server's unit of work does
                     start.wait(10)
                     work(session)
                     session.commit()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models import ledger, notices, payments
 from models.base import Actor
 from models.devices import RegisterDevice, register_device
-from models.feed import ChangeLog
+from models.feed import ChangeLog, register_writer
 from models.users import User
 from tests.factories import CIPHER, OBSERVED, paid, parking_command
 
@@ -89,6 +89,7 @@ def test_a_payment_read_before_another_transaction_posted_it_is_not_posted_twice
     engine = create_engine(clone_db())
     try:
         with Session(engine) as setup:
+            register_writer(setup)  # a test's setup transaction writes changes after other rows
             device, _ = register_device(setup, RegisterDevice("11110", "경합 시험 단말"), Actor.system(), OBSERVED,
                                         timedelta(hours=1))  # fmt: skip
             officer = setup.scalar(select(User).where(User.login == "officer.11110.1"))
@@ -100,6 +101,8 @@ def test_a_payment_read_before_another_transaction_posted_it_is_not_posted_twice
         on = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
         late, first = Session(engine), Session(engine)
         try:
+            for writer in (late, first):
+                register_writer(writer)  # as the server's units of work do
             seen = payments.find_payment(late, "sandbox", "t-race")
             assert seen is not None and seen.status == "initiated"  # the late one's earlier, unlocked read
             assert payments.post_payment(first, paid("111102600000012", 32000, on, "t-race"), Actor.system(), on)
