@@ -25,7 +25,7 @@ from models.base import Clock, utcnow
 from models.crypto import PiiCipher
 from models.users import LockoutPolicy
 from server.config import Config
-from services.uow import committing
+from services.uow import Transactions, committing, transactions
 from sync.changes import PullSettings
 from sync.push.outcome import SyncSettings
 
@@ -122,6 +122,12 @@ def close_request_session(_exc: BaseException | None = None) -> None:
 def runtime() -> Runtime:
     found: Runtime = current_app.extensions["jingsu"]
     return found
+
+
+def chunk_transactions() -> Transactions:
+    """Transactions of their own for a long operation that commits a bounded chunk at a time (``services.steps``,
+    ``services.treasury``), so no transaction of the request holds the change feed back for long."""
+    return transactions(runtime().sessions)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

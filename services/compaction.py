@@ -28,9 +28,7 @@ def compact_feed(
     superseded = tombstones = chunks = 0
     while True:
         with transaction() as session:
-            part = feed.compact(
-                session, now, tombstone_age=tombstone_age, superseded_age=superseded_age, limit=chunk
-            )
+            part = feed.compact(session, now, tombstone_age=tombstone_age, superseded_age=superseded_age, limit=chunk)
         superseded += part.superseded
         tombstones += part.tombstones
         chunks += 1

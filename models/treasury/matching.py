@@ -381,6 +381,10 @@ class FileImport:
     def as_dict(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "exceptions": dict(self.exceptions)}
 
+    def add(self, other: FileImport) -> None:
+        self.outcomes.update(other.outcomes)
+        self.exceptions.update(other.exceptions)
+
 
 def import_file(
     session: Session,
@@ -394,37 +398,82 @@ def import_file(
 ) -> FileImport:
     """Import a daily file in the caller's transaction: every line acts or confirms (``record_receipt``).
     Raises ``daily_file.DailyFileError`` (every bad line; nothing imported) or ``InvalidInput`` for another bank's
-    file."""
+    file. ``services.treasury.import_daily_file`` does the same a chunk of lines per transaction."""
+    tfile, parsed = start_import(session, data, name, actor, now, bank_code=bank_code)
+    return import_lines(session, tfile.id, parsed, actor, now, progress=progress)
+
+
+def start_import(
+    session: Session, data: bytes, name: str, actor: Actor, now: datetime, *, bank_code: str | None = None
+) -> tuple[TreasuryFile, daily_file.DailyFile]:
+    """Check the whole file (every bad line is reported, nothing imported) and record it, or find the unfinished
+    import of the same file (same bytes) to resume. Raises ``DailyFileError`` or ``InvalidInput``."""
     import hashlib
 
     parsed = daily_file.parse_daily_file(data)
     if bank_code is not None and parsed.bank_code != bank_code:
         raise InvalidInput(f"the file is bank {parsed.bank_code}'s, ours is {bank_code}", field="bank_code")
+    digest = hashlib.sha256(data).hexdigest()
+    unfinished = session.scalar(
+        select(TreasuryFile)
+        .where(TreasuryFile.sha256 == digest, TreasuryFile.lines_done < TreasuryFile.lines)
+        .order_by(TreasuryFile.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if unfinished is not None:
+        return unfinished, parsed
     tfile = TreasuryFile(
         bank_code=parsed.bank_code,
         file_date=parsed.file_date,
         name=name[:200],
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         lines=len(parsed.records),
+        lines_done=0,
         total=parsed.total,
+        summary={"outcomes": {}, "exceptions": {}},
         imported_by=actor.user_id,
         actor_label=actor.label[:80],
         imported_at=now,
     )
     session.add(tfile)
     session.flush()
-    result = FileImport(tfile)
+    return tfile, parsed
+
+
+def import_lines(
+    session: Session,
+    file_id: int,
+    parsed: daily_file.DailyFile,
+    actor: Actor,
+    now: datetime,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FileImport:
+    """Import the next ``limit`` lines (all that are left, without) of a started import, after its cursor
+    ``lines_done``, and move the cursor; the file's summary adds this chunk's outcomes and exceptions. Returns
+    the whole file's outcomes so far (``file.lines_done == file.lines``: done)."""
+    tfile = session.get(TreasuryFile, file_id, with_for_update=True)
+    assert tfile is not None
+    total = len(parsed.records)
+    end = total if limit is None else min(total, tfile.lines_done + limit)
+    chunk = FileImport(tfile)
     first_exception = session.scalar(select(func.coalesce(func.max(TreasuryException.id), 0))) or 0
-    for n, (_line, report) in enumerate(parsed.records, 1):
-        result.outcomes[record_receipt(session, report, FILE, actor, now, file_id=tfile.id)] += 1
+    for n in range(tfile.lines_done, end):
+        chunk.outcomes[record_receipt(session, parsed.records[n][1], FILE, actor, now, file_id=tfile.id)] += 1
         if progress is not None:
-            progress(n, len(parsed.records))
+            progress(n + 1, total)
     for reason, count in session.execute(
         select(TreasuryException.reason, func.count())
         .where(TreasuryException.id > first_exception)
         .group_by(TreasuryException.reason)
     ):
-        result.exceptions[reason] = int(count)
+        chunk.exceptions[reason] = int(count)
+    result = FileImport(tfile, Counter((tfile.summary or {}).get("outcomes", {})),
+                        Counter((tfile.summary or {}).get("exceptions", {})))  # fmt: skip
+    result.add(chunk)
     tfile.summary = result.as_dict()
+    tfile.lines_done = end
     session.flush()
     return result

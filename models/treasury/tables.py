@@ -33,6 +33,7 @@ class TreasuryFile(Base):
     name: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     lines: Mapped[int] = mapped_column(Integer)
+    lines_done: Mapped[int] = mapped_column(Integer, default=0)  # the cursor of a chunked import
     total: Mapped[int] = mapped_column(BigInteger)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -19,9 +19,8 @@ from models import arrears
 from models.errors import NotFound
 from server import auth
 from server.api.schemas import JURISDICTION, Items
-from server.runtime import runtime, unit_of_work
+from server.runtime import chunk_transactions, runtime, unit_of_work
 from services import steps
-from services.uow import Transactions, transactions
 from sync.schemas import Text
 
 blp = Blueprint("arrears", __name__, url_prefix="/api/v1", description="Arrears: business date, holds, hotlist")
@@ -200,12 +199,7 @@ class BusinessDate(MethodView):
         """Advance the business date and run the daily and month steps for it (missed days are caught up), then
         rebuild every district's hotlist."""
         rt = runtime()
-        return steps.advance(chunks(), body["business_date"], auth.current_principal().actor(), rt.clock)
-
-
-def chunks() -> Transactions:
-    """Transactions of their own for a long step, a chunk each (``services.steps``)."""
-    return transactions(runtime().sessions)
+        return steps.advance(chunk_transactions(), body["business_date"], auth.current_principal().actor(), rt.clock)
 
 
 def _step(body: dict[str, Any], month: bool) -> arrears.StepReport:
@@ -213,7 +207,7 @@ def _step(body: dict[str, Any], month: bool) -> arrears.StepReport:
     with unit_of_work(writes_changes=False) as session:
         arrears.check_business_date(session, day)
     step = arrears.run_month_step if month else arrears.run_daily_step
-    return steps.run_step(chunks(), step, day, actor)
+    return steps.run_step(chunk_transactions(), step, day, actor)
 
 
 @blp.route("/arrears/steps/daily")
@@ -251,7 +245,7 @@ class HotlistRefresh(MethodView):
             if not auth.scope_of(session, principal).allows(code) or not arrears.jurisdiction_exists(session, code):
                 raise NotFound("no such jurisdiction", field="jurisdiction")
             day = body.get("business_date") or arrears.business_date(session, runtime().clock)
-        return steps.refresh_hotlist(chunks(), code, day, principal.actor())[0]
+        return steps.refresh_hotlist(chunk_transactions(), code, day, principal.actor())[0]
 
 
 # --- a receivable's arrears and holds -------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ from server import auth
 from server.api.schemas import Page, keyset_page
 from server.errors import ApiError
 from server.jsonbody import MalformedJson, strict_loads
-from server.runtime import runtime, unit_of_work
+from server.runtime import chunk_transactions, runtime, unit_of_work
+from services import treasury
+from services.uow import transactions
 from sync.schemas import Text
 
 blp = Blueprint("treasury", __name__, url_prefix="/api/v1/treasury", description="Treasury receipts (금고 수납)")
@@ -229,19 +231,17 @@ class DailyFiles(MethodView):
     @blp.alt_response(422, description="file_invalid: errors.content lists every bad line; nothing imported")
     def post(self, body: dict[str, Any]) -> matching.FileImport:
         """Import the treasury bank's daily file: each line posts once or confirms what SEN reported."""
-        rt = runtime()
+        rt, principal = runtime(), auth.current_principal()
         data = _ascii(body["content"])
-        with unit_of_work() as session:
-            principal = auth.current_principal()
+        with unit_of_work(writes_changes=False) as session:
             _check_city(session, principal)
-            try:
-                return matching.import_file(
-                    session, data, body["name"], principal.actor(), rt.clock(), bank_code=rt.config.va_bank_code
-                )
-            except daily_file.DailyFileError as exc:
-                raise ApiError(
-                    422, "file_invalid", f"{len(exc.errors)} bad lines; nothing was imported", errors=line_errors(exc)
-                ) from None
+        try:
+            return treasury.import_daily_file(chunk_transactions(), data, body["name"], principal.actor(),
+                                              rt.clock(), bank_code=rt.config.va_bank_code)  # fmt: skip
+        except daily_file.DailyFileError as exc:
+            raise ApiError(
+                422, "file_invalid", f"{len(exc.errors)} bad lines; nothing was imported", errors=line_errors(exc)
+            ) from None
 
 
 def line_errors(exc: daily_file.DailyFileError) -> dict[str, list[str]]:
@@ -338,7 +338,8 @@ def treasury_command(app: Flask) -> None:
     @app.cli.command("treasury-import")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False))
     def treasury_import(path: str) -> None:
-        """Import the treasury bank's daily file (all or nothing) and print what each line did."""
+        """Import the treasury bank's daily file (checked whole, then a chunk of lines per transaction; run it again
+        on the same file to resume one cut short) and print what each line did."""
         from pathlib import Path
 
         rt = runtime()
@@ -350,18 +351,10 @@ def treasury_command(app: Flask) -> None:
                 click.echo(f"\r{n:>7,}/{total:,} lines", nl=n == total, err=True)
 
         try:
-            with unit_of_work() as session:
-                done = matching.import_file(
-                    session,
-                    data,
-                    Path(path).name,
-                    actor,
-                    rt.clock(),
-                    bank_code=rt.config.va_bank_code,
-                    progress=progress,
-                )
-                f = done.file
-                summary = (f.id, f.bank_code, f.file_date, f.lines, f.total)
+            done = treasury.import_daily_file(transactions(rt.sessions), data, Path(path).name, actor, rt.clock(),
+                                              bank_code=rt.config.va_bank_code, progress=progress)  # fmt: skip
+            f = done.file
+            summary = (f.id, f.bank_code, f.file_date, f.lines, f.total)
         except daily_file.DailyFileError as exc:
             click.echo(f"{path}: {len(exc.errors)} bad lines; nothing was imported", err=True)
             for e in exc.errors:

@@ -16,14 +16,18 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import protocol
-from models import arrears, ledger, notices
+from models import arrears, ledger, notices, payment_refs
 from models.base import Actor
 from models.devices import RegisterDevice, register_device
 from models.feed import ChangeLog
 from models.rules import full_month_elapses_on
+from models.treasury import daily_file
+from models.treasury.message import BankReport
+from models.treasury.tables import TreasuryFile
 from models.users import User
 from services import steps
 from services.compaction import compact_feed
+from services.treasury import import_daily_file
 from services.uow import transactions
 from sync.changes import PullSettings, pull
 from tests.factories import CIPHER, parking_command
@@ -50,6 +54,7 @@ class Fines:
             self.device_id = device.id
             officer = session.scalar(select(User).where(User.login == "officer.11110.1"))
             assert officer is not None
+            self.notice_nos: list[str] = []
             self.receivables = [
                 self._impose(session, officer.id, n, plate, amount)
                 for n, (plate, amount) in enumerate(zip(PLATES, AMOUNTS, strict=True))
@@ -62,6 +67,7 @@ class Fines:
                       reduced_amount=amount * 4 // 5)  # fmt: skip
         notice = notices.issue_notice(session, cmd, Actor(device_id=self.device_id), ISSUED, CIPHER)
         assert notice is not None
+        self.notice_nos.append(number)
         receivable = notices.receivable_of(session, notice.id)
         assert receivable is not None
         arrears.start_collection(session, receivable.id, DUE)
@@ -140,9 +146,6 @@ def test_between_chunks_a_device_already_pulls_what_the_earlier_chunks_told_it(e
 def test_a_run_cut_short_after_a_chunk_resumes_and_decides_nothing_twice(engines: list[Engine]) -> None:
     fines, whole = Fines(engines[0]), Fines(engines[1])
 
-    class Crash(Exception):
-        pass
-
     def crash(_what: str, _done: int) -> None:
         raise Crash
 
@@ -178,3 +181,36 @@ def test_feed_compaction_in_chunks_removes_what_one_pass_removes(engines: list[E
             assert done.chunks > 1
     assert counts[0] == counts[1]
     assert counts[0][0] > 0
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_daily_file_imports_a_chunk_at_a_time_and_an_import_cut_short_resumes(engines: list[Engine]) -> None:
+    paid_at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    results = []
+    for engine, chunk in zip(engines, (2, 10_000), strict=True):
+        fines = Fines(engine)
+        records = [
+            BankReport("088", f"R{n}", "deposit", "bank", payment_refs.payment_no_of(no, "41"), 10_000, paid_at)
+            for n, no in enumerate(fines.notice_nos)
+        ]
+        data = daily_file.write_daily_file("088", paid_at.date(), records).encode()
+
+        def crash_on_line_3(line: int, _total: int) -> None:
+            if line == 3:
+                raise Crash
+
+        if chunk == 2:
+            with pytest.raises(Crash):
+                import_daily_file(fines.transaction, data, "088.txt", SYSTEM, ISSUED, chunk=2, progress=crash_on_line_3)
+            with Session(engine) as session:
+                cut = session.scalars(select(TreasuryFile)).one()
+                assert (cut.lines_done, cut.lines) == (2, 7)  # the first chunk committed, the second rolled back
+        done = import_daily_file(fines.transaction, data, "088.txt", SYSTEM, ISSUED, chunk=chunk)
+        with Session(engine) as session:
+            files = [(f.lines_done, f.lines, f.summary) for f in session.scalars(select(TreasuryFile))]
+        results.append((dict(done.outcomes), files))
+    assert results[0] == results[1]
+    assert sum(results[0][0].values()) == 7 and "repeated" not in results[0][0]

@@ -1,4 +1,5 @@
-"""the change feed waits only for transactions that write changes (issue 12 §1)
+"""the change feed waits only for transactions that write changes; treasury files import in resumable chunks
+(issue 12 §1)
 
 A transaction that writes to ``change_log`` registers itself first (``feed_register()``): it takes a shared,
 transaction-level advisory lock whose key carries its ticket — the first transaction id not yet completed when it
@@ -12,11 +13,15 @@ not yet completed); ``feed_page()`` reads the horizon first and only then, under
 transactions below it. Other write transactions, in this database or another of the same server, no longer hold
 the feed back.
 
+``treasury_files.lines_done`` is the cursor of a daily file imported a chunk per transaction: importing the same
+file again after a crash resumes after it.
+
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-08 05:00:00.000000
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
@@ -90,9 +95,12 @@ END $$;
 
 def upgrade() -> None:
     op.execute(_FUNCTIONS)
+    op.add_column("treasury_files", sa.Column("lines_done", sa.Integer(), nullable=False, server_default="0"))
+    op.execute("UPDATE treasury_files SET lines_done = lines")
 
 
 def downgrade() -> None:
+    op.drop_column("treasury_files", "lines_done")
     op.execute("DROP TRIGGER change_log_writers_register ON change_log")
     op.execute("DROP FUNCTION feed_page(text[], bigint, bigint, integer)")
     op.execute("DROP FUNCTION feed_horizon()")
