@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from models.base import Actor, utcnow
 from models.devices import RegisterDevice, register_device, revoke_device
 from models.errors import Forbidden, InvalidInput
-from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope, record_change
+from models.feed import SCOPE_ALL, FeedWriterLate, device_scope, jurisdiction_scope, record_change, register_writer
 from models.server_state import ServerState, bump_epoch
 from sync.changes import Cursor, PullSettings, ResetRequired, pull
 
@@ -238,6 +239,69 @@ def test_many_interleaved_writers_lose_and_repeat_nothing(feed_engine):
     chain.drain()
     assert sorted(chain.plates()) == sorted(expected)
     chain.assert_nothing_twice()
+
+
+# --- who holds the feed back ----------------------------------------------------------------------------------------
+
+
+def test_a_registered_writer_holds_back_later_commits_until_it_ends_even_before_its_first_change(feed_engine):
+    device_id = new_device(feed_engine)
+    chain = Chain(feed_engine, device_id)
+    chain.drain()
+
+    early = Session(feed_engine)
+    try:
+        register_writer(early)  # registered, nothing written yet: its transaction id is not even assigned
+        early.execute(text("UPDATE revenue_items SET name = name WHERE code = '41'"))  # now it has one
+        commit_change(feed_engine, SCOPE_ALL, "44마4444")  # a later writer commits first
+        chain.drain()
+        assert chain.plates() == []  # held back: the early writer may still commit a change before it
+        record_change(early, SCOPE_ALL, TEST_ENTITY, "33라3333", hotlist("33라3333"))
+        early.commit()
+    finally:
+        early.close()
+
+    chain.drain()
+    assert chain.plates() == ["33라3333", "44마4444"]  # both, in transaction order, once
+    chain.assert_nothing_twice()
+
+
+def test_writers_that_never_register_do_not_hold_the_feed_back(feed_engine):
+    device_id = new_device(feed_engine)
+    chain = Chain(feed_engine, device_id)
+    chain.drain()
+
+    other = Session(feed_engine)
+    try:
+        other.execute(text("UPDATE revenue_items SET name = name WHERE code = '41'"))  # an unrelated write, open
+        commit_change(feed_engine, SCOPE_ALL, "55바5555")
+        chain.drain()
+        assert chain.plates() == ["55바5555"]  # at once, while the other transaction is still open
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_a_transaction_that_wrote_before_registering_cannot_write_changes(feed_engine):
+    with Session(feed_engine) as late:
+        late.execute(text("UPDATE revenue_items SET name = name WHERE code = '41'"))
+        with pytest.raises(FeedWriterLate):
+            register_writer(late)
+        late.rollback()
+        late.execute(text("UPDATE revenue_items SET name = name WHERE code = '41'"))
+        with pytest.raises(DBAPIError, match="must register before its first write"):
+            record_change(late, SCOPE_ALL, TEST_ENTITY, "66사6666", hotlist("66사6666"))
+        late.rollback()
+    with Session(feed_engine) as check:
+        assert check.scalar(text("SELECT count(*) FROM change_log WHERE key = '66사6666'")) == 0
+
+
+def test_a_pull_reads_the_feed_only_under_read_committed(feed_engine):
+    device_id = new_device(feed_engine)
+    with Session(feed_engine) as session:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        with pytest.raises(DBAPIError, match="READ COMMITTED"):
+            pull(session, device_id, None, 10, utcnow(), SETTINGS)
 
 
 # --- paging ---------------------------------------------------------------------------------------------------------
