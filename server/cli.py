@@ -107,11 +107,11 @@ def worker_command(app: Flask) -> None:
 
 
 def outbox_command(app: Flask) -> None:
-    @app.cli.group("outbox", with_appcontext=False)
+    @app.cli.group("outbox")
     def outbox_group() -> None:
         """The outbox: calls to outside systems waiting, delivered, or dead (models.outbox)."""
 
-    @outbox_group.command("deliver")
+    @outbox_group.command("deliver", with_appcontext=False)
     @click.option("--once", is_flag=True, help="one round, print what it did, and exit")
     @click.option("--tick", type=click.FloatRange(0.01, 3600), default=1.0, help="seconds between rounds")
     def deliver_command(once: bool, tick: float) -> None:
@@ -124,7 +124,7 @@ def outbox_command(app: Flask) -> None:
                 raise SystemExit(0 if report is not None else 1)
             time.sleep(tick)
 
-    @outbox_group.command("list")
+    @outbox_group.command("list", with_appcontext=False)
     @click.option("--status", type=click.Choice(outbox.STATUSES), default=outbox.DEAD, show_default=True)
     @click.option("--target", type=click.Choice(outbox.TARGETS))
     def list_command(status: str, target: str | None) -> None:
@@ -136,7 +136,7 @@ def outbox_command(app: Flask) -> None:
                 what, error = f"{row.target}.{row.operation}", row.last_error or ""
                 click.echo(f"{row.id:>8} {what:<18} {row.attempts:>5}  {row.idempotency_key:<48} {error}")
 
-    @outbox_group.command("retry")
+    @outbox_group.command("retry", with_appcontext=False)
     @click.argument("row_id", type=int)
     @click.option("--reason", required=True, help="why it is sent again (kept)")
     def retry_command(row_id: int, reason: str) -> None:

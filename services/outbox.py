@@ -91,7 +91,6 @@ HANDLERS: Mapping[Operation, Handler] = {
     outbox.GATEWAY_REFUND: Handler(
         call=lambda o, d: payment_service.ask_refund(o.gateway(), d),
         apply=lambda s, d, answer, o, now: payment_service.apply_refund(s, d, answer, now),
-        dead=payment_service.refund_failed,
     ),
 }
 

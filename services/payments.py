@@ -23,7 +23,7 @@ import protocol
 from adapters.gateway import Created, GatewayPayment, PaymentGateway
 from models import outbox, payments
 from models.base import Actor
-from models.outbox import Delivery, OutboxRow
+from models.outbox import Delivery
 from services.uow import Transactions
 
 
@@ -115,8 +115,8 @@ def settle(
     horizon): then it is closed ``failed`` (``abandoned``). A payment approved after it was closed is never posted
     onto the closed row: its refund at the gateway is queued in the outbox in this transaction (the money goes back
     to the citizen, whose notice is still payable: ``refund_queued``; the refund's answer is kept in
-    ``payment_events``; a refund the gateway refuses ends ``refund_failed`` there and dead in the outbox, for a
-    clerk). Returns what happened."""
+    ``payment_events``; a refund the gateway refuses is a dead letter in the outbox, for a clerk). Returns what
+    happened."""
     txn_id = confirmed.txn_id
     payments.record_event(session, gateway_name, txn_id, "status_answer", confirmed.as_dict())
     if confirmed.status != "approved":
@@ -205,7 +205,7 @@ def queue_status_queries(
         outbox.enqueue(
             session,
             outbox.GATEWAY_QUERY,
-            f"gateway.query:{gateway_name}:{payment.txn_id}:{now.isoformat()}",
+            f"gateway.query:{gateway_name}:{payment.txn_id}:{outbox.rows_of(session, outbox.GATEWAY_QUERY, stream) + 1}",
             {"gateway": gateway_name, "txn_id": payment.txn_id, "abandon_before": abandon_before},
             now,
             stream=stream,
@@ -249,12 +249,3 @@ def apply_refund(session: Session, delivery: Delivery, refunded: GatewayPayment,
     """Keep the gateway's answer to the refund (its callback will say the same): ``refunded_late``."""
     payments.record_event(session, delivery.payload["gateway"], refunded.txn_id, "status_answer", refunded.as_dict())
     return {"result": "refunded_late", "status": refunded.status}
-
-
-def refund_failed(session: Session, row: OutboxRow, now: datetime) -> None:
-    """The refund is dead: the payment's events say so (``refund_failed``), for a clerk (a manual refund or
-    posting)."""
-    payload = row.payload
-    payments.record_event(
-        session, payload["gateway"], payload["txn_id"], "refund_failed", {"error": row.last_error, "outbox_id": row.id}
-    )

@@ -96,7 +96,7 @@ class OutboxList(Schema):
     next = fields.String(allow_none=True)
 
 
-class ReasonIn(Schema):
+class OutboxReasonIn(Schema):
     reason = Text(required=True, validate=validate.Length(min=1, max=500))
 
 
@@ -151,7 +151,7 @@ class OutboxOne(MethodView):
 @blp.route("/<outbox_id>/retry")
 class OutboxRetry(MethodView):
     @auth.staff(*STAFF)
-    @blp.arguments(ReasonIn)
+    @blp.arguments(OutboxReasonIn)
     @blp.response(200, OutboxDetail)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: the delivery is not dead")
@@ -168,7 +168,7 @@ class OutboxRetry(MethodView):
 @blp.route("/<outbox_id>/cancel")
 class OutboxCancel(MethodView):
     @auth.staff(*STAFF)
-    @blp.arguments(ReasonIn)
+    @blp.arguments(OutboxReasonIn)
     @blp.response(200, OutboxDetail)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="invalid_transition: the delivery is not dead")

@@ -80,7 +80,7 @@ def upgrade() -> None:
     op.add_column("fine_cases", sa.Column("owner_lookup_requested_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("fine_cases", sa.Column("owner_lookups", sa.Integer(), nullable=False, server_default="0"))
     # an imposition batch waits 'submitting' while its submission to e-approval is in the outbox
-    op.drop_constraint("ck_imposition_batches_status", "imposition_batches", type_="check")
+    op.drop_constraint(op.f("ck_imposition_batches_status"), "imposition_batches", type_="check")
     op.create_check_constraint(
         op.f("ck_imposition_batches_status"),
         "imposition_batches",
@@ -90,7 +90,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("UPDATE imposition_batches SET status = 'proposed' WHERE status = 'submitting'")
-    op.drop_constraint("ck_imposition_batches_status", "imposition_batches", type_="check")
+    op.drop_constraint(op.f("ck_imposition_batches_status"), "imposition_batches", type_="check")
     op.create_check_constraint(
         op.f("ck_imposition_batches_status"),
         "imposition_batches",
