@@ -370,7 +370,8 @@ def actions_of(session: Session, row_id: int) -> list[OutboxAction]:
 
 def _act(session: Session, row: OutboxRow, action: str, actor: Actor, reason: str, now: datetime) -> None:
     if row.status != DEAD:
-        raise InvalidTransition(f"only a dead delivery can be {action}ed; this one is {row.status}", field="status")
+        done = {RETRY: "retried", CANCEL: "cancelled"}[action]
+        raise InvalidTransition(f"only a dead delivery can be {done}; this one is {row.status}", field="status")
     session.add(
         OutboxAction(
             outbox_id=row.id, action=action, at=now, actor_user_id=actor.user_id, actor_label=actor.label, reason=reason
