@@ -202,10 +202,11 @@ def queue_status_queries(
         stream = _stream(gateway_name, payment.txn_id)
         if outbox.open_rows(session, stream):
             continue  # asked already, the answer not in yet (or a dead row a person has to look at)
+        asked = outbox.rows_of(session, outbox.GATEWAY_QUERY, stream)  # the key names how often it was asked
         outbox.enqueue(
             session,
             outbox.GATEWAY_QUERY,
-            f"gateway.query:{gateway_name}:{payment.txn_id}:{outbox.rows_of(session, outbox.GATEWAY_QUERY, stream) + 1}",
+            f"gateway.query:{gateway_name}:{payment.txn_id}:{asked + 1}",
             {"gateway": gateway_name, "txn_id": payment.txn_id, "abandon_before": abandon_before},
             now,
             stream=stream,

@@ -15,7 +15,9 @@ city staff only); retry and cancel are audited (``outbox_actions``). Refusal ord
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
@@ -24,6 +26,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
 from models import outbox
+from models.base import Actor, Scope
 from models.errors import NotFound
 from server import auth
 from server.api.schemas import Page, keyset_page
@@ -118,6 +121,18 @@ def _shown(session: Session, row: outbox.OutboxRow) -> Shown:
     return Shown(row, outbox.actions_of(session, row.id))
 
 
+PersonsAct = Callable[[Session, Scope, int, Actor, str, datetime], outbox.OutboxRow]
+
+
+def _on_dead(outbox_id: str, reason: str, act: PersonsAct) -> Shown:
+    """A person's retry or cancellation of a dead row in the caller's scope, in one unit of work."""
+    key = _id(outbox_id)
+    with unit_of_work() as session:
+        principal = auth.current_principal()
+        row = act(session, auth.scope_of(session, principal), key, principal.actor(), reason, runtime().clock())
+        return _shown(session, row)
+
+
 @blp.route("")
 class OutboxCollection(MethodView):
     @auth.staff(*STAFF)
@@ -157,12 +172,7 @@ class OutboxRetry(MethodView):
     @blp.alt_response(409, description="invalid_transition: the delivery is not dead")
     def post(self, body: dict[str, Any], outbox_id: str) -> Shown:
         """Send a dead delivery again (pending at once, its attempts counted afresh); who and why are kept."""
-        key = _id(outbox_id)
-        with unit_of_work() as session:
-            principal = auth.current_principal()
-            scope = auth.scope_of(session, principal)
-            row = outbox_service.retry(session, scope, key, principal.actor(), body["reason"], runtime().clock())
-            return _shown(session, row)
+        return _on_dead(outbox_id, body["reason"], outbox_service.retry)
 
 
 @blp.route("/<outbox_id>/cancel")
@@ -174,9 +184,4 @@ class OutboxCancel(MethodView):
     @blp.alt_response(409, description="invalid_transition: the delivery is not dead")
     def post(self, body: dict[str, Any], outbox_id: str) -> Shown:
         """Give a dead delivery up: its stream goes on, and what waited for it is undone (who and why are kept)."""
-        key = _id(outbox_id)
-        with unit_of_work() as session:
-            principal = auth.current_principal()
-            scope = auth.scope_of(session, principal)
-            row = outbox_service.cancel(session, scope, key, principal.actor(), body["reason"], runtime().clock())
-            return _shown(session, row)
+        return _on_dead(outbox_id, body["reason"], outbox_service.cancel)
