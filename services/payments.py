@@ -48,9 +48,10 @@ def order_for(session: Session, settings: PaySettings, notice_no: str, amount: i
 def create_at_gateway(
     client: PaymentGateway, settings: PaySettings, notice_no: str, amount: int, order_id: str, signed_query: str
 ) -> Created:
-    """The citizen pressed 납부하기: create the payment at the gateway (idempotent by ``order_id``, also sent as the
-    ``Idempotency-Key``). Called with **no transaction open**: the phone waits for the answer, the database does
-    not. ``signed_query``: the page's signed link fields (urlencoded), for the way back. Raises ``GatewayError``."""
+    """The citizen pressed 납부하기: create the payment at the gateway (idempotent by ``order_id``, the gateway's own
+    key: no ``Idempotency-Key``, since the same order may come back from another link, with another return URL).
+    Called with **no transaction open**: the phone waits for the answer, the database does not. ``signed_query``: the
+    page's signed link fields (urlencoded), for the way back. Raises ``GatewayError``."""
     return client.create(
         order_id=order_id,
         amount=amount,
@@ -58,7 +59,6 @@ def create_at_gateway(
         description=f"과태료 {notice_no}",
         return_url=f"{settings.pay_base_url}/p/{notice_no}/done?{signed_query}",
         callback_url=f"{settings.pay_base_url}/api/v1/payments/callbacks/{settings.gateway_name}",
-        idempotency_key=f"gateway.create:{order_id}",
     )
 
 

@@ -116,13 +116,16 @@ def apply_owner_lookup(
     of the RRN or business number), the receivable's payer set and the 사전통지 sent (``send_advance_notice``):
     ``noticed``. No owner that day: the case stays ``synced`` with an ``owner_not_found`` event for a clerk:
     ``not_registered``. A case no longer waiting for its owner (paid, voided or cancelled meanwhile, or answered
-    already) is left alone: ``stale``."""
+    already) is left alone: ``stale``; so is one whose notice is not ``issued`` just now (back in review), but that
+    one is asked again by the next 차적조회."""
     found = _awaiting_lookup(session, notice_no)
     if found is None:
         return "stale"
     case, notice = found
-    waiting = case.stage == SYNCED and case.party_enc is None and case.owner_looked_up_at is None
-    if not waiting or notice.status != notice_ops.ISSUED:
+    if case.stage != SYNCED or case.party_enc is not None or case.owner_looked_up_at is not None:
+        return "stale"
+    if notice.status != notice_ops.ISSUED:
+        case.owner_lookup_requested_at = None  # under review meanwhile: asked again once it is issued again
         return "stale"
     case.owner_looked_up_at = now
     if owner is None:

@@ -39,8 +39,8 @@ from sandboxes.launcher import start_approval, start_registry
 from sandboxes.launcher import stop as stop_approval
 from sandboxes.launcher import stop as stop_registry
 from tests.conftest import free_port
-from tests.factories import CIPHER, CLERK, Maker, kst
-from tests.support.outbox import look_up_owners
+from tests.factories import CIPHER, CLERK, FakeRegistry, Maker, kst
+from tests.support.outbox import deliver, look_up_owners, outside
 
 REGISTRY_KEY = "5eed" * 16
 APPROVAL_SECRET = "b0a7" * 16
@@ -215,6 +215,33 @@ def test_owner_lookup_stores_the_owner_encrypted_and_sends_an_advance_notice_wit
     assert "owner_not_found" in [t.what for t in fines.timeline(db_session, unregistered)]
     # a second run finds nothing more to do
     assert look_up_owners(db_session, registry, CIPHER, now).queued == []
+
+
+def test_an_owner_answer_for_a_notice_back_in_review_is_not_applied_and_the_owner_is_asked_again_later(
+    db_session, make
+):
+    from models import outbox
+
+    notice = make.parking(kst(date(2025, 11, 20)), plate="23가4567")
+    now = kst(date(2025, 11, 24), 10)
+    asked = fines.request_owner_lookups(db_session, now, jurisdiction="11110")
+    assert notice.notice_no in asked.queued
+    notice.status = notices.UNDER_REVIEW  # a correction flagged it for review before the registry answered
+    db_session.flush()
+
+    report = deliver(db_session, now, outside(CIPHER, registry=FakeRegistry()))
+
+    assert report.outcomes["registry.lookup:stale"] >= 1
+    case = case_of(db_session, notice, now)
+    assert (case.stage, case.party_enc, case.owner_lookup_requested_at) == ("synced", None, None)
+    notice.status = notices.ISSUED  # the clerk confirmed it
+    db_session.flush()
+    again = look_up_owners(db_session, FakeRegistry(), CIPHER, now, jurisdiction="11110")
+    assert notice.notice_no in again.noticed
+    keys = db_session.scalars(
+        select(outbox.OutboxRow.idempotency_key).where(outbox.OutboxRow.payload["notice_no"].astext == notice.notice_no)
+    ).all()
+    assert sorted(keys) == [f"registry.lookup:{notice.notice_no}:1", f"registry.lookup:{notice.notice_no}:2"]
 
 
 def test_the_reduced_price_holds_until_the_later_of_the_slip_and_advance_notice_deadlines(db_session, make, registry):
