@@ -123,6 +123,7 @@ from models.fines.tables import (  # noqa: F401
     BATCH_APPLIED,
     BATCH_PROPOSED,
     BATCH_REJECTED,
+    BATCH_STATUSES,
     BATCH_SUBMITTED,
     BATCH_SUBMITTING,
     BEFORE_IMPOSITION,

@@ -36,6 +36,10 @@ class LookupRequests:
 
     queued: list[str]
 
+    @property
+    def count(self) -> int:
+        return len(self.queued)
+
 
 def request_owner_lookups(
     session: Session,

@@ -164,7 +164,7 @@ class LookupIn(Schema):
 class LookupOut(Schema):
     """Dumps ``fines.LookupRequests``."""
 
-    queued = fields.Function(lambda r: len(r.queued), metadata={"description": "how many lookups were queued"})
+    queued = fields.Integer(attribute="count", metadata={"description": "how many lookups were queued"})
     notices = fields.List(fields.String(), attribute="queued", metadata={"description": "their notice numbers"})
 
 
@@ -190,9 +190,9 @@ class BatchOut(Schema):
     jurisdiction = fields.String(attribute="batch.jurisdiction")
     status = fields.String(
         attribute="batch.status",
-        metadata={"description": "proposed, submitting (its submission waits in the outbox), submitted, applied, "
-                  "rejected"},
-    )  # fmt: skip
+        validate=validate.OneOf(fines.BATCH_STATUSES),
+        metadata={"description": "submitting: its submission waits in the outbox for the worker"},
+    )
     as_of = fields.Date(attribute="batch.as_of")
     count = fields.Integer(attribute="batch.count")
     amount_total = fields.Integer(attribute="batch.amount_total")

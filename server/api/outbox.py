@@ -50,7 +50,7 @@ class OutboxQuery(Schema):
 
 
 class ActionOut(Schema):
-    action = fields.String(metadata={"description": "retry or cancel"})
+    action = fields.String(validate=validate.OneOf((outbox.RETRY, outbox.CANCEL)))
     at = fields.DateTime()
     actor_user_id = fields.Integer(allow_none=True)
     actor_label = fields.String(allow_none=True)
@@ -61,7 +61,7 @@ class OutboxOut(Schema):
     """Dumps ``Shown``: a ``models.outbox.OutboxRow``."""
 
     id = fields.Integer(attribute="row.id")
-    target = fields.String(attribute="row.target", metadata={"description": "registry, approval, gateway, postal"})
+    target = fields.String(attribute="row.target", validate=validate.OneOf(outbox.TARGETS))
     operation = fields.String(attribute="row.operation")
     idempotency_key = fields.String(
         attribute="row.idempotency_key", metadata={"description": "sent as Idempotency-Key with every delivery"}
@@ -70,7 +70,7 @@ class OutboxOut(Schema):
         attribute="row.stream", allow_none=True, metadata={"description": "rows of a stream are delivered in order"}
     )
     jurisdiction = fields.String(attribute="row.jurisdiction", allow_none=True)
-    status = fields.String(attribute="row.status", metadata={"description": "pending, done, dead or cancelled"})
+    status = fields.String(attribute="row.status", validate=validate.OneOf(outbox.STATUSES))
     attempts = fields.Integer(attribute="row.attempts")
     next_attempt_at = fields.DateTime(attribute="row.next_attempt_at")
     leased_by = fields.String(
@@ -78,13 +78,8 @@ class OutboxOut(Schema):
     )
     leased_until = fields.DateTime(attribute="row.leased_until", allow_none=True)
     last_error = fields.String(attribute="row.last_error", allow_none=True)
-    payload = fields.Function(
-        lambda shown: {k: v for k, v in shown.row.payload.items() if k != outbox.SEALED},
-        metadata={"description": "what is sent (sealed personal data left out)"},
-    )
-    sealed = fields.Function(
-        lambda shown: outbox.SEALED in shown.row.payload, metadata={"description": "whether it carries sealed data"}
-    )
+    payload = fields.Dict(metadata={"description": "what is sent (sealed personal data left out)"})
+    sealed = fields.Boolean(metadata={"description": "whether it carries sealed personal data"})
     answer = fields.Dict(attribute="row.answer", allow_none=True, metadata={"description": "what its answer did"})
     created_at = fields.DateTime(attribute="row.created_at")
     delivered_at = fields.DateTime(attribute="row.delivered_at", allow_none=True)
@@ -109,6 +104,14 @@ class Shown:
 
     row: outbox.OutboxRow
     actions: list[outbox.OutboxAction] = field(default_factory=list)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {k: v for k, v in self.row.payload.items() if k != outbox.SEALED}
+
+    @property
+    def sealed(self) -> bool:
+        return outbox.SEALED in self.row.payload
 
 
 def _id(text: str) -> int:
