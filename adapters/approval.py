@@ -144,9 +144,9 @@ class ApprovalService(Protocol):
 
     name: str
 
-    def submit(self, document: ApprovalRequest) -> str:
-        """Submit ``document`` (idempotent per ``reference_id``); its submission id.
-        Raises ``ApprovalUnavailable``, ``ApprovalRefused``."""
+    def submit(self, document: ApprovalRequest, *, idempotency_key: str | None = None) -> str:
+        """Submit ``document`` (idempotent per ``reference_id``, and per ``idempotency_key``: the outbox row's key);
+        its submission id. Raises ``ApprovalUnavailable``, ``ApprovalRefused``."""
         ...
 
     def status(self, submission_id: str) -> ApprovalDecision:
@@ -197,14 +197,15 @@ class HttpApproval:
             self.base_url, self._key, _SERVICE, timeout=settings.timeout, stamp=True, clock=clock, client=client
         )
 
-    def submit(self, document: ApprovalRequest) -> str:
-        """``POST /v1/submissions``, signed: the submission id (a new one, or the one ``reference_id`` has).
+    def submit(self, document: ApprovalRequest, *, idempotency_key: str | None = None) -> str:
+        """``POST /v1/submissions``, signed (with ``Idempotency-Key`` if given): the submission id (a new one, or the
+        one ``reference_id`` has).
 
         Raises ``ApprovalRefused`` (400 invalid_request, 401 bad_signature / stale_timestamp, 409
         reference_conflict) and ``ApprovalUnavailable``.
         """
         body = json.dumps(document.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
-        data = self._http.call("POST", "/v1/submissions", body)
+        data = self._http.call("POST", "/v1/submissions", body, idempotency_key=idempotency_key)
         submission_id = data.get("submission_id")
         if not (isinstance(submission_id, str) and submission_id):
             raise ApprovalUnavailable("the service's submit answer is outside the contract: no submission_id")

@@ -83,17 +83,27 @@ class PaymentGateway(Protocol):
     name: str
 
     def create(
-        self, order_id: str, amount: int, notice_no: str, description: str, return_url: str, callback_url: str
+        self,
+        order_id: str,
+        amount: int,
+        notice_no: str,
+        description: str,
+        return_url: str,
+        callback_url: str,
+        *,
+        idempotency_key: str | None = None,
     ) -> Created:
-        """Create a payment (idempotent per ``order_id``). Raises ``GatewayUnavailable``, ``GatewayRefused``."""
+        """Create a payment (idempotent per ``order_id``, and per ``idempotency_key``). Raises
+        ``GatewayUnavailable``, ``GatewayRefused``."""
         ...
 
-    def query(self, txn_id: str) -> GatewayPayment:
+    def query(self, txn_id: str, *, idempotency_key: str | None = None) -> GatewayPayment:
         """The transaction's status as the gateway knows it. Raises ``GatewayUnavailable``, ``GatewayRefused``."""
         ...
 
-    def refund(self, txn_id: str) -> GatewayPayment:
-        """Cancel an approved transaction (취소 after approval). Raises ``GatewayUnavailable``, ``GatewayRefused``."""
+    def refund(self, txn_id: str, *, idempotency_key: str | None = None) -> GatewayPayment:
+        """Cancel an approved transaction (취소 after approval; idempotent per ``idempotency_key``, the outbox row's
+        key). Raises ``GatewayUnavailable``, ``GatewayRefused``."""
         ...
 
     def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
@@ -131,9 +141,18 @@ class HttpGateway:
         self._http = SignedClient(self.base_url, self._key, _SERVICE, timeout=settings.timeout, client=client)
 
     def create(
-        self, order_id: str, amount: int, notice_no: str, description: str, return_url: str, callback_url: str
+        self,
+        order_id: str,
+        amount: int,
+        notice_no: str,
+        description: str,
+        return_url: str,
+        callback_url: str,
+        *,
+        idempotency_key: str | None = None,
     ) -> Created:
-        """``POST /v1/payments``: create the payment, or find the one this ``order_id`` already has.
+        """``POST /v1/payments`` (with ``Idempotency-Key`` if given): create the payment, or find the one this
+        ``order_id`` already has.
 
         Raises ``GatewayRefused`` (401 bad_signature, 400 invalid_request, 409 order_conflict) and
         ``GatewayUnavailable``.
@@ -150,25 +169,29 @@ class HttpGateway:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
-        data = self._http.call("POST", "/v1/payments", body)
+        data = self._http.call("POST", "/v1/payments", body, idempotency_key=idempotency_key)
         txn_id, redirect_url = data.get("txn_id"), data.get("redirect_url")
         if not (isinstance(txn_id, str) and txn_id and isinstance(redirect_url, str) and redirect_url):
             raise GatewayUnavailable(f"the gateway's create answer is outside the contract: {data!r}")
         return Created(txn_id=txn_id, redirect_url=redirect_url)
 
-    def query(self, txn_id: str) -> GatewayPayment:
-        """``GET /v1/payments/<txn_id>``, signed: the transaction as the gateway knows it.
+    def query(self, txn_id: str, *, idempotency_key: str | None = None) -> GatewayPayment:
+        """``GET /v1/payments/<txn_id>``, signed: the transaction as the gateway knows it (a read: a key is only
+        counted by the sandbox).
 
         Raises ``GatewayRefused`` (404 not_found, 401 bad_signature) and ``GatewayUnavailable`` (also when the answer
         is malformed or names another transaction).
         """
-        return _payment(txn_id, self._http.call("GET", f"/v1/payments/{quote(txn_id, safe='')}"))
+        path = f"/v1/payments/{quote(txn_id, safe='')}"
+        return _payment(txn_id, self._http.call("GET", path, idempotency_key=idempotency_key))
 
-    def refund(self, txn_id: str) -> GatewayPayment:
-        """``POST /v1/payments/<txn_id>/cancel``, signed: the merchant cancels an approved payment (취소 after
-        approval); the gateway answers the transaction, now ``cancelled`` with its ``approved_at`` kept, and sends a
-        signed callback. Raises ``GatewayRefused`` (404, 409 not_approved) and ``GatewayUnavailable``."""
-        return _payment(txn_id, self._http.call("POST", f"/v1/payments/{quote(txn_id, safe='')}/cancel"))
+    def refund(self, txn_id: str, *, idempotency_key: str | None = None) -> GatewayPayment:
+        """``POST /v1/payments/<txn_id>/cancel``, signed (with ``Idempotency-Key`` if given): the merchant cancels
+        an approved payment (취소 after approval); the gateway answers the transaction, now ``cancelled`` with its
+        ``approved_at`` kept, and sends a signed callback. Raises ``GatewayRefused`` (404, 409 not_approved) and
+        ``GatewayUnavailable``."""
+        path = f"/v1/payments/{quote(txn_id, safe='')}/cancel"
+        return _payment(txn_id, self._http.call("POST", path, idempotency_key=idempotency_key))
 
     def verify_callback(self, raw_body: bytes, signature: str | None) -> bool:
         """Whether ``signature`` (the ``X-Gateway-Signature`` header, hex) signs exactly ``raw_body``; constant time.

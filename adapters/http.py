@@ -5,6 +5,11 @@ docs/registry.md, docs/approval.md): every request carries a hex HMAC-SHA256 und
 ``X-Jingsu-Signature`` — of the body, or of ``"<METHOD> <path>"`` when there is none — and, for the registry and
 e-approval, prefixed by a Unix timestamp sent in ``X-Jingsu-Timestamp`` (``"<timestamp>." + payload``).
 
+A call that changes something at the service may carry an ``Idempotency-Key`` (the outbox row's key, sent again with
+every delivery of the row): the service applies a key once and answers a repeated key as it answered the first
+(docs/*.md, "Idempotency"). The key is not signed: a replayed signed request with another key would meet the
+service's own duplicate checks (reference id, order id, the state machine).
+
 Answers map to two errors an adapter names: *unavailable* (retry later: transport error, timeout, 5xx, an answer
 outside the contract) and *refused* (4xx: the service said no, with its stable ``code`` and ``detail``).
 """
@@ -26,6 +31,8 @@ Clock = Callable[[], float]  # Unix seconds
 
 TIMESTAMP_HEADER = "X-Jingsu-Timestamp"
 SIGNATURE_HEADER = "X-Jingsu-Signature"
+# the outbox's key of a call (models.outbox): the service applies a key once and answers it again the same way
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Refused(Exception):
@@ -133,10 +140,15 @@ class SignedClient:
         self._clock = clock
         self._client = client
 
-    def signed_headers(self, method: str, path: str, body: bytes | None) -> dict[str, str]:
-        """The headers of a signed request: the signature of ``body`` (or ``"<method> <path>"``), its timestamp."""
+    def signed_headers(
+        self, method: str, path: str, body: bytes | None, *, idempotency_key: str | None = None
+    ) -> dict[str, str]:
+        """The headers of a signed request: the signature of ``body`` (or ``"<method> <path>"``), its timestamp,
+        and the ``Idempotency-Key`` if one is given."""
         payload = body if body is not None else f"{method} {path}".encode()
         headers: dict[str, str] = {}
+        if idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         if self._stamp:
@@ -146,9 +158,11 @@ class SignedClient:
         headers[SIGNATURE_HEADER] = hmac_hex(self.key, payload)
         return headers
 
-    def send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    def send(
+        self, method: str, path: str, body: bytes | None = None, *, idempotency_key: str | None = None
+    ) -> httpx.Response:
         """The signed request's response, whatever its status; a transport error is *unavailable*."""
-        headers = self.signed_headers(method, path, body)
+        headers = self.signed_headers(method, path, body, idempotency_key=idempotency_key)
         url = f"{self.base_url}{path}"
         try:
             if self._client is not None:
@@ -178,6 +192,8 @@ class SignedClient:
             raise self._unavailable(f"{self.label} answered {response.status_code} outside the contract")
         return data
 
-    def call(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: bytes | None = None, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """``send`` then ``answer``."""
-        return self.answer(self.send(method, path, body))
+        return self.answer(self.send(method, path, body, idempotency_key=idempotency_key))

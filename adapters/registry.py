@@ -85,9 +85,10 @@ class VehicleRegistry(Protocol):
 
     name: str
 
-    def lookup(self, plate: str, on: date) -> Owner | None:
+    def lookup(self, plate: str, on: date, *, idempotency_key: str | None = None) -> Owner | None:
         """The owner of ``plate`` on ``on``; ``None`` if no vehicle had that plate that day (never registered,
-        deregistered, or registered later). Raises ``RegistryUnavailable``, ``RegistryRefused``."""
+        deregistered, or registered later). ``idempotency_key``: the outbox row's key (one logged lookup however
+        often it is sent). Raises ``RegistryUnavailable``, ``RegistryRefused``."""
         ...
 
 
@@ -133,9 +134,9 @@ class HttpRegistry:
             self.base_url, key, _SERVICE, timeout=settings.timeout, stamp=True, clock=clock, client=client
         )
 
-    def lookup(self, plate: str, on: date) -> Owner | None:
-        """``POST /v1/lookups`` ``{"plate", "on"}``, signed: the owner on that date, or ``None`` (404
-        not_registered).
+    def lookup(self, plate: str, on: date, *, idempotency_key: str | None = None) -> Owner | None:
+        """``POST /v1/lookups`` ``{"plate", "on"}``, signed (with ``Idempotency-Key`` if given): the owner on that
+        date, or ``None`` (404 not_registered).
 
         The plate travels in the body, not the URL, so it stays out of access logs. Raises ``RegistryRefused``
         (400 invalid_request, 401 bad_signature / stale_timestamp, 404 not_found for a route the registry does not
@@ -143,7 +144,7 @@ class HttpRegistry:
         """
         plate = normalize_plate(plate)
         body = json.dumps({"plate": plate, "on": on.isoformat()}, ensure_ascii=False, separators=(",", ":")).encode()
-        response = self._http.send("POST", LOOKUP_PATH, body)
+        response = self._http.send("POST", LOOKUP_PATH, body, idempotency_key=idempotency_key)
         # only the registry's own "no such vehicle" is an answer; a 404 for a wrong URL must not read as one
         if response.status_code == 404 and error_code(response) == "not_registered":
             return None

@@ -20,6 +20,7 @@ from models import (  # noqa: F401  (register the tables)
     jurisdictions,
     ledger,
     notices,
+    outbox,
     payment_refs,
     payments,
     print_runs,

@@ -229,7 +229,7 @@ def post_payment(session: Session, received: ReceivedPayment, actor: Actor, now:
     )
     if opened.status in (FAILED, CANCELLED_PAYMENT):
         # money confirmed for a payment we closed (marked abandoned, then approved after all): never posted onto
-        # the closed row — the caller gives it back at the source (services.payments.settle: refunded_late).
+        # the closed row — the caller gives it back at the source (services.payments.settle: refund_queued).
         # Checked before locking (a closed payment stays closed), so the refund's own callback never waits on us.
         raise BackwardMove(f"payment {opened.id} is {opened.status}; the source now confirms it paid")
     payment = session.scalar(

@@ -6,7 +6,9 @@
 It speaks the contract of ``docs/approval.md`` over HTTP, as ``adapters.approval.HttpApproval`` expects: Jingsu
 submits a document with a signed request; an approver (결재권자) opens ``/approvals/<id>`` and approves or rejects it
 (or ``POST /approvals/<id>/decide`` with JSON); the service then POSTs a signed, timestamped callback to the
-document's ``callback_url``; Jingsu confirms with a signed status query.
+document's ``callback_url``; Jingsu confirms with a signed status query. A submission with an ``Idempotency-Key``
+is created (an effect) once per key and answered the same way again (``sandboxes.common``: ``/sandbox/idempotency``,
+``/sandbox/hold``).
 
 State lives in memory and, with ``--state FILE``, in a JSON file rewritten atomically after every change, so a
 restart keeps submissions, decisions and delivery attempts. ``--auto-approve-after N`` approves every pending
@@ -36,6 +38,7 @@ from sandboxes.common import (
     callback_routes,
     check_stamped,
     deliver,
+    deliveries,
     error_json,
     hex_secret,
     json_object,
@@ -392,20 +395,23 @@ def create_app(service: SandboxApproval, *, public_url: str | None = None) -> Fl
             return page("결재할 수 없습니다", exc.status, message=exc.detail)
         return error_json(exc)
 
+    keys = deliveries(app)
+
+    def submitted(raw: bytes) -> tuple[Response, bool]:
+        sub, created = service.submit(parse_submission(raw))
+        base = public_url.rstrip("/") if public_url else request.host_url.rstrip("/")
+        answer = {
+            "submission_id": sub.submission_id,
+            "status": sub.status,
+            "approval_url": f"{base}/approvals/{sub.submission_id}",
+        }
+        return json_response(answer, 201 if created else 200), created
+
     @app.post("/v1/submissions")
     def submit() -> Response:
         raw = request.get_data(cache=False)
         signed(raw)
-        sub, created = service.submit(parse_submission(raw))
-        base = public_url.rstrip("/") if public_url else request.host_url.rstrip("/")
-        return json_response(
-            {
-                "submission_id": sub.submission_id,
-                "status": sub.status,
-                "approval_url": f"{base}/approvals/{sub.submission_id}",
-            },
-            201 if created else 200,
-        )
+        return keys.answer(b"POST /v1/submissions\n" + raw, lambda: submitted(raw))
 
     @app.get("/v1/submissions/<submission_id>")
     def status(submission_id: str) -> Response:

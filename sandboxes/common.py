@@ -1,5 +1,16 @@
 """What the three sandboxes (gateway, registry, e-approval) share: their errors and JSON answers, request signatures,
-callback delivery, the state file, the web app's skeleton and page shell, and the process (arguments, serving).
+callback delivery, the state file, the web app's skeleton and page shell, the process (arguments, serving), and the
+test controls every sandbox has:
+
+- ``Idempotency-Key``: a request that carries one is applied once per key; the same key again gets the first answer
+  (same status, same body) and applies nothing, the same key with another request is ``409 idempotency_conflict``.
+  Per key the sandbox counts ``deliveries`` (requests that arrived) and ``effects`` (requests that changed something:
+  a lookup logged, a submission created, a refund made): ``GET /sandbox/idempotency``.
+- ``POST /sandbox/hold`` ``{"count": N, "path": "/v1/…"}``: the next N API requests (under ``path``) are applied and
+  their answers made, then held back until ``POST /sandbox/release`` (or ``HOLD_TIMEOUT_S``): a test kills the caller
+  in the middle of a delivery without sleeping. ``GET /sandbox/hold`` says how many wait to be held and are held.
+
+The controls are sandbox-only and unsigned, like the approver's page.
 
 The sandboxes import nothing of ``adapters``, ``models``, ``services``, ``server`` or ``sync``: they re-implement
 their side of each contract from its document, so a mistake cannot pass on both sides of the wire.
@@ -15,13 +26,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
@@ -37,6 +48,8 @@ R = TypeVar("R", bound=_Attempted)
 STATE_VERSION = 1
 CALLBACK_TIMEOUT_S = 10.0
 JSON_UTF8 = "application/json; charset=utf-8"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+HOLD_TIMEOUT_S = 120.0
 
 
 class SandboxError(Exception):
@@ -212,15 +225,147 @@ class RecordStore(Generic[R]):
         return status_code
 
 
+# --- idempotency keys and holds (test controls) ---------------------------------------------------------------------
+
+
+@dataclass
+class _Keyed:
+    """What one idempotency key got: how often it came, how often it changed something, and its first answer."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deliveries: int = 0
+    effects: int = 0
+    fingerprint: bytes | None = None
+    answer: tuple[int, bytes, str] | None = None  # status, body, mimetype
+
+
+class Deliveries:
+    """The sandbox's memory of idempotency keys (for the life of the process): ``answer`` applies a request once per
+    key and answers a repeated key as the first time; ``counts`` is what ``GET /sandbox/idempotency`` shows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, _Keyed] = {}
+
+    def answer(self, fingerprint: bytes, run: Callable[[], tuple[Response, bool]]) -> Response:
+        """Answer the current request (signature already checked): ``run()`` applies it and returns the response
+        and whether it changed anything. A request with an ``Idempotency-Key`` seen before gets the first answer
+        without ``run()``; a read (GET) is only counted. ``fingerprint`` is what makes two requests the same (the
+        method, path and body, not the timestamp or signature). Requests of one key wait for each other."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return _run(run)[0]
+        if not key or len(key) > 255 or not key.isprintable():
+            raise SandboxError(400, "invalid_request", f"{IDEMPOTENCY_HEADER}: 1-255 printable characters")
+        with self._lock:
+            keyed = self._keys.setdefault(key, _Keyed())
+        with keyed.lock:
+            keyed.deliveries += 1
+            if keyed.answer is not None and request.method != "GET":
+                if keyed.fingerprint != fingerprint:
+                    raise SandboxError(409, "idempotency_conflict", "this Idempotency-Key came with another request")
+                status, body, mimetype = keyed.answer
+                return Response(body, status=status, mimetype=mimetype)
+            response, changed = _run(run)
+            keyed.effects += int(changed)
+            if response.status_code < 500 and request.method != "GET":  # a 5xx is worth another try
+                keyed.fingerprint = fingerprint
+                keyed.answer = (response.status_code, response.get_data(), response.mimetype or JSON_UTF8)
+            return response
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {key: {"deliveries": k.deliveries, "effects": k.effects} for key, k in self._keys.items()}
+
+
+def _run(run: Callable[[], tuple[Response, bool]]) -> tuple[Response, bool]:
+    try:
+        return run()
+    except SandboxError as exc:  # an error is an answer too: the same key gets it again
+        return error_json(exc), False
+
+
+class Holds:
+    """Requests held back after their answer is made (``POST /sandbox/hold``), until released."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._to_hold: list[str] = []  # path prefixes, one per request still to hold
+        self._held = 0
+        self._released = threading.Event()
+
+    def hold(self, count: int, path: str) -> None:
+        with self._lock:
+            self._to_hold.extend([path] * count)
+            self._released = threading.Event()
+
+    def wait_if_held(self, path: str) -> None:
+        """Called with the answer ready: wait for ``release`` if this request is one to hold."""
+        with self._lock:
+            prefix = next((p for p in self._to_hold if path.startswith(p)), None)
+            if prefix is None:
+                return
+            self._to_hold.remove(prefix)
+            self._held += 1
+            released = self._released
+        try:
+            released.wait(HOLD_TIMEOUT_S)
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def release(self) -> int:
+        """Let every held request go (and forget the holds not used yet); how many were held."""
+        with self._lock:
+            held, self._to_hold = self._held, []
+            self._released.set()
+            return held
+
+    def state(self) -> dict[str, int]:
+        with self._lock:
+            return {"to_hold": len(self._to_hold), "held": self._held}
+
+
 # --- web ------------------------------------------------------------------------------------------------------------
 
 
 def base_app(name: str, max_content_length: int) -> Flask:
     """A sandbox's Flask app with what every sandbox answers: ``GET /healthz`` with ``{"status": "ok", "pid": …}``
-    (the pid lets the launcher tell its own process from another one already on the port) and HTTP errors as
-    ``{"code", "detail"}``. The sandbox adds its own ``SandboxError`` handler and routes."""
+    (the pid lets the launcher tell its own process from another one already on the port), HTTP errors as
+    ``{"code", "detail"}``, and the test controls (``/sandbox/idempotency``, ``/sandbox/hold``,
+    ``/sandbox/release``; ``deliveries(app)`` is the app's ``Deliveries``). The sandbox adds its own
+    ``SandboxError`` handler and routes."""
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = max_content_length
+    keys, holds = Deliveries(), Holds()
+    app.extensions["sandbox_deliveries"] = keys
+
+    @app.after_request
+    def _hold(response: Response) -> Response:
+        if request.path.startswith("/v1/"):
+            holds.wait_if_held(request.path)
+        return response
+
+    @app.get("/sandbox/idempotency")
+    def idempotency() -> Response:
+        return json_response({"keys": keys.counts()})
+
+    @app.post("/sandbox/hold")
+    def hold() -> Response:
+        body = request.get_json(silent=True) or {}
+        count, path = body.get("count", 1), body.get("path", "/v1/")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 100 or not isinstance(path, str):
+            return json_response({"code": "invalid_request", "detail": "count: 1-100, path: a prefix"}, 400)
+        holds.hold(count, path)
+        return json_response(holds.state())
+
+    @app.get("/sandbox/hold")
+    def hold_state() -> Response:
+        return json_response(holds.state())
+
+    @app.post("/sandbox/release")
+    def release() -> Response:
+        return json_response({"released": holds.release()})
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -232,6 +377,12 @@ def base_app(name: str, max_content_length: int) -> Flask:
         return json_response({"status": "ok", "pid": os.getpid()})
 
     return app
+
+
+def deliveries(app: Flask) -> Deliveries:
+    """The app's memory of idempotency keys (made by ``base_app``)."""
+    found: Deliveries = app.extensions["sandbox_deliveries"]
+    return found
 
 
 def error_json(exc: SandboxError) -> Response:

@@ -11,7 +11,9 @@ The key (hex) is the secret the merchant and the gateway share, as with a real P
 State lives in memory and, with ``--state FILE``, in a JSON file rewritten atomically after every change, so a
 restart keeps transactions and their callbacks. Sandbox-only extras: ``/healthz``, re-sending the last callback, the
 list of delivery attempts, and ``--fail-callbacks`` (automatic callbacks are not delivered, to exercise the
-merchant's sweep).
+merchant's sweep). Creating a payment and refunding one with an ``Idempotency-Key`` apply once per key and answer
+the same way again; status queries with a key are counted (``sandboxes.common``: ``/sandbox/idempotency``,
+``/sandbox/hold``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sandboxes.common import (
     base_app,
     callback_routes,
     deliver,
+    deliveries,
     error_json,
     hex_secret,
     json_object,
@@ -195,14 +198,14 @@ class SandboxGateway:
         self._deliver(snapshot, simulate_failure=self.fail_callbacks)
         return snapshot
 
-    def refund(self, txn_id: str) -> Transaction:
+    def refund(self, txn_id: str) -> tuple[Transaction, bool]:
         """The merchant cancels an approved payment (취소 after approval): ``cancelled``, ``approved_at`` kept, the
-        merchant notified once with a signed callback. Again does nothing; ``SandboxError(409, "not_approved")``
-        for a transaction never approved, 404 for an unknown one."""
+        merchant notified once with a signed callback; ``(txn, refunded now)``. Again does nothing;
+        ``SandboxError(409, "not_approved")`` for a transaction never approved, 404 for an unknown one."""
         with self._store.lock:
             txn = self._store.get(txn_id)
             if txn.status == "cancelled" and txn.approved_at is not None:
-                return self._store.snapshot(txn)
+                return self._store.snapshot(txn), False
             if txn.status != "approved":
                 raise SandboxError(409, "not_approved", f"the payment is {txn.status}, not approved")
             txn.status = "cancelled"
@@ -213,7 +216,7 @@ class SandboxGateway:
             self._store.save()
             snapshot = self._store.snapshot(txn)
         self._deliver(snapshot, simulate_failure=self.fail_callbacks)
-        return snapshot
+        return snapshot, True
 
     # -- operator (sandbox only)
 
@@ -371,27 +374,34 @@ def create_app(gateway: SandboxGateway, *, public_url: str | None = None, mercha
             return page("결제할 수 없습니다", exc.status, message=message, back=back)
         return error_json(exc)
 
+    keys = deliveries(app)
+
+    def created_payment(raw: bytes) -> tuple[Response, bool]:
+        txn, created = gateway.create(parse_new_payment(raw))
+        base = public_url.rstrip("/") if public_url else request.host_url.rstrip("/")
+        answer = {"txn_id": txn.txn_id, "status": txn.status, "redirect_url": f"{base}/pay/{txn.txn_id}"}
+        return json_response(answer, 201 if created else 200), created
+
+    def refunded(txn_id: str) -> tuple[Response, bool]:
+        txn, changed = gateway.refund(txn_id)
+        return json_response(txn.public()), changed
+
     @app.post("/v1/payments")
     def create_payment() -> Response:
         raw = request.get_data(cache=False)
         if not signature_matches(key, raw, request.headers.get(REQUEST_SIGNATURE_HEADER)):
             raise SandboxError(401, "bad_signature", f"{REQUEST_SIGNATURE_HEADER} does not verify")
-        txn, created = gateway.create(parse_new_payment(raw))
-        base = public_url.rstrip("/") if public_url else request.host_url.rstrip("/")
-        return json_response(
-            {"txn_id": txn.txn_id, "status": txn.status, "redirect_url": f"{base}/pay/{txn.txn_id}"},
-            201 if created else 200,
-        )
+        return keys.answer(b"POST /v1/payments\n" + raw, lambda: created_payment(raw))
 
     @app.get("/v1/payments/<txn_id>")
     def payment_status(txn_id: str) -> Response:
         signed_path("GET", txn_id)
-        return json_response(gateway.get(txn_id).public())
+        return keys.answer(f"GET {request.path}".encode(), lambda: (json_response(gateway.get(txn_id).public()), False))
 
     @app.post("/v1/payments/<txn_id>/cancel")
     def refund_payment(txn_id: str) -> Response:
         signed_path("POST", txn_id, "/cancel")
-        return json_response(gateway.refund(txn_id).public())
+        return keys.answer(f"POST {request.path}".encode(), lambda: refunded(txn_id))
 
     callback_routes(app, "/v1/payments", gateway, signed_path)
 

@@ -4,7 +4,8 @@
 
 It speaks the contract of ``docs/registry.md`` over HTTP, as ``adapters.registry.HttpRegistry`` expects of
 the real bridge: a signed, timestamped ``POST /v1/lookups {"plate", "on"}`` answers the owner on that date or
-``404 not_registered``.
+``404 not_registered``. A lookup with an ``Idempotency-Key`` is logged (an effect) once per key and answered the same
+way again (``sandboxes.common``: ``/sandbox/idempotency`` counts them, ``/sandbox/hold`` holds answers back).
 
 Its data is fixed and deterministic, so it has no state to keep across restarts:
 
@@ -35,6 +36,7 @@ from sandboxes.common import (
     arg_parser,
     base_app,
     check_stamped,
+    deliveries,
     error_json,
     hex_secret,
     json_object,
@@ -283,11 +285,32 @@ def parse_lookup(raw: bytes) -> tuple[str, date]:
     return plate, on
 
 
+def answer_lookup(raw: bytes) -> tuple[Response, bool]:
+    """A lookup's answer, and whether it is one the registry logs (every answered lookup is: a 차적조회 is a
+    recorded query of personal data, whatever it found). Raises ``SandboxError`` (400; 404 ``not_registered``, which
+    is logged too)."""
+    plate, on = parse_lookup(raw)
+    vehicle = find(plate)
+    holder = vehicle.holder_on(on) if vehicle is not None else None
+    if vehicle is None or holder is None:
+        not_found = SandboxError(404, "not_registered", "no vehicle was registered under this plate on that date")
+        return error_json(not_found), True
+    answer = {
+        "plate": plate,
+        "on": on.isoformat(),
+        "vehicle": {"type": vehicle.type, "registered_on": vehicle.holders[0].since.isoformat()},
+        "owner": holder.owner(),
+    }
+    return json_response(answer), True
+
+
 def create_app(key: bytes, *, max_skew: int = MAX_SKEW_S) -> Flask:
     """The sandbox's Flask app; ``key`` is the shared secret, ``max_skew`` the timestamp window in seconds."""
     app = base_app(__name__, 16 * 1024)
 
     app.register_error_handler(SandboxError, error_json)
+
+    keys = deliveries(app)
 
     @app.post("/v1/lookups")
     def lookup() -> Response:
@@ -295,19 +318,7 @@ def create_app(key: bytes, *, max_skew: int = MAX_SKEW_S) -> Flask:
         check_signature(
             key, max_skew, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER), raw
         )
-        plate, on = parse_lookup(raw)
-        vehicle = find(plate)
-        holder = vehicle.holder_on(on) if vehicle is not None else None
-        if vehicle is None or holder is None:
-            raise SandboxError(404, "not_registered", "no vehicle was registered under this plate on that date")
-        return json_response(
-            {
-                "plate": plate,
-                "on": on.isoformat(),
-                "vehicle": {"type": vehicle.type, "registered_on": vehicle.holders[0].since.isoformat()},
-                "owner": holder.owner(),
-            }
-        )
+        return keys.answer(b"POST /v1/lookups\n" + raw, lambda: answer_lookup(raw))
 
     @app.get("/demo")
     def demo() -> Response:

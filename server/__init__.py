@@ -50,7 +50,7 @@ def create_app(
     from server import payments_web
 
     api.register_blueprint(payments_web.api)
-    from server.api import arrears, fines, numbers, print_runs, suspense, treasury
+    from server.api import arrears, fines, numbers, outbox, print_runs, suspense, treasury
 
     api.register_blueprint(numbers.blp)
     api.register_blueprint(arrears.blp)
@@ -58,6 +58,7 @@ def create_app(
     api.register_blueprint(suspense.blp)
     api.register_blueprint(print_runs.blp)
     api.register_blueprint(treasury.blp)
+    api.register_blueprint(outbox.blp)
     app.register_blueprint(payments_web.bp)
     from server import citizen, pages
 

@@ -6,19 +6,21 @@ services need from its configuration (``server.wiring``), as the worker does.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import click
 from flask import Flask
 from flask.cli import ScriptInfo
 
-from models import print_runs
+from models import outbox, print_runs
 from models.base import Actor, Scope
 from models.errors import DomainError
 from server import wiring
 from server.runtime import Runtime, runtime
-from server.worker import run_forever, run_once
+from server.worker import deliver, run_forever, run_once, worker_id
 from services import jobs, mailing
+from services import outbox as outbox_service
 from services.uow import transactions
 
 
@@ -55,6 +57,7 @@ def register(app: Flask) -> None:
 
     compact_feed_command(app)
     worker_command(app)
+    outbox_command(app)
     print_run_command(app)
     from server.api.treasury import treasury_command
 
@@ -87,7 +90,8 @@ def worker_command(app: Flask) -> None:
     @app.cli.command("worker", with_appcontext=False)
     @click.option("--once", is_flag=True, help="run every job once, print what each did, and exit")
     @click.option("--job", "names", multiple=True, help="only these jobs (repeatable)")
-    def worker(once: bool, names: tuple[str, ...]) -> None:
+    @click.option("--tick", type=click.FloatRange(0.01, 3600), default=5.0, help="seconds between rounds")
+    def worker(once: bool, names: tuple[str, ...], tick: float) -> None:
         """Run the periodic jobs (suspense sweep, feed compaction …); one worker leads, others stand by."""
         unknown = set(names) - {job.name for job in jobs.JOBS}
         if unknown:
@@ -103,7 +107,51 @@ def worker_command(app: Flask) -> None:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        run_forever(_runtime(), chosen)
+        run_forever(_runtime(), chosen, tick=tick)
+
+
+def outbox_command(app: Flask) -> None:
+    @app.cli.group("outbox")
+    def outbox_group() -> None:
+        """The outbox: calls to outside systems waiting, delivered, or dead (models.outbox)."""
+
+    @outbox_group.command("deliver", with_appcontext=False)
+    @click.option("--once", is_flag=True, help="one round, print what it did, and exit")
+    @click.option("--tick", type=click.FloatRange(0.01, 3600), default=1.0, help="seconds between rounds")
+    def deliver_command(once: bool, tick: float) -> None:
+        """Deliver due rows (what the worker does every tick), once or until interrupted."""
+        rt, worker = _runtime(), worker_id()
+        while True:
+            report = deliver(rt, worker)
+            if once:
+                click.echo(report.summary() if report is not None else "delivery failed (see the log)")
+                raise SystemExit(0 if report is not None else 1)
+            time.sleep(tick)
+
+    @outbox_group.command("list", with_appcontext=False)
+    @click.option("--status", type=click.Choice(outbox.STATUSES), default=outbox.DEAD, show_default=True)
+    @click.option("--target", type=click.Choice(outbox.TARGETS))
+    def list_command(status: str, target: str | None) -> None:
+        """The rows in a status (default: the dead letters), oldest first."""
+        with transactions(_runtime().sessions)() as session:
+            rows = outbox.list_rows(session, Scope.everything(), status=status, target=target, limit=1000)
+            click.echo(f"{'id':>8} {'target.operation':<18} {'tries':>5}  {'key':<48} last error")
+            for row in rows:
+                what, error = f"{row.target}.{row.operation}", row.last_error or ""
+                click.echo(f"{row.id:>8} {what:<18} {row.attempts:>5}  {row.idempotency_key:<48} {error}")
+
+    @outbox_group.command("retry", with_appcontext=False)
+    @click.argument("row_id", type=int)
+    @click.option("--reason", required=True, help="why it is sent again (kept)")
+    def retry_command(row_id: int, reason: str) -> None:
+        """Send a dead row again (audited)."""
+        rt = _runtime()
+        try:
+            with transactions(rt.sessions)() as session:
+                outbox_service.retry(session, Scope.everything(), row_id, Actor(label="cli:outbox"), reason, rt.clock())
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+        click.echo(f"outbox row {row_id} is pending again")
 
 
 def print_run_command(app: Flask) -> None:

@@ -79,6 +79,15 @@ class Config:
     suspense_refund_days: int = 30
     # payments left initiated/pending this long are marked failed by the sweep (the gateway still says ready)
     payment_abandon_hours: int = 24
+    # the outbox (models.outbox): the lease of a worker's claim (longer than the slowest call of a claimed batch),
+    # attempts before a delivery is dead, the backoff between attempts (doubled each time, at most the cap, with
+    # jitter), rows claimed per round, and how long delivered rows are kept
+    outbox_lease_seconds: int = 120
+    outbox_max_attempts: int = 12
+    outbox_backoff_seconds: int = 10
+    outbox_backoff_cap_seconds: int = 3600
+    outbox_batch: int = 10
+    outbox_keep_days: int = 30
     # the postal service (e-그린우편) adapter: "sandbox" writes the manifest under <var_dir>/postal
     postal_name: str = "sandbox"
     pay_base_url: str = "http://127.0.0.1:5000"

@@ -1,9 +1,11 @@
 """Paying from the QR page (PROTOCOL.md §5, DESIGN.md §4); the workflows are ``services.payments``.
 
 ``POST /p/<notice_no>/pay`` re-checks the signed link, asks the gateway for a payment of the amount due today and
-sends the phone there. The gateway's server-to-server callback (``POST /api/v1/payments/callbacks/<gateway>``) is
-only a hint: its signature is checked, then the status and amount are asked back from the gateway, and only then
-does the payment post — once per (gateway, txn_id). A notice that has not synced yet gets its payment in suspense.
+sends the phone there: the citizen needs the gateway's answer at once, so it is asked directly (not through the
+outbox), but between two short transactions, never inside one. The gateway's server-to-server callback
+(``POST /api/v1/payments/callbacks/<gateway>``) is only a hint: its signature is checked, then the status and amount
+are asked back from the gateway, and only then does the payment post — once per (gateway, txn_id). A notice that
+has not synced yet gets its payment in suspense.
 """
 
 from __future__ import annotations
@@ -37,21 +39,31 @@ def gateway() -> HttpGateway:
 @bp.post("/p/<notice_no>/pay")
 def start(notice_no: str) -> Response:
     """The citizen pressed 납부하기: create the payment at the gateway for the amount due today, then go there."""
-    rt = runtime()
+    settings = wiring.pay_settings(runtime())
+    asked = _what_to_pay(notice_no, settings)
+    if isinstance(asked, Response):
+        return asked
+    amount, order_id, signed = asked
+    try:  # no transaction is open while the gateway answers: the phone waits for it, the database does not
+        created = payment_service.create_at_gateway(gateway(), settings, notice_no, amount, order_id, signed)
+    except GatewayError:
+        return error_page(503)
+    with unit_of_work() as session:
+        payment_service.record_started(session, settings, notice_no, amount, order_id, created)
+    return redirect(created.redirect_url, code=303)  # type: ignore[return-value]
+
+
+def _what_to_pay(notice_no: str, settings: payment_service.PaySettings) -> tuple[int, str, str] | Response:
+    """In a short transaction of its own: the signed link checked, the amount due today and the order id to ask the
+    gateway with (``(amount, order_id, signed query)``), or the page that refuses."""
     with unit_of_work() as session:
         view = verified_view(session, notice_no, request.form)
         if isinstance(view, Response):
             return view
         if view.paid or view.due_today <= 0:
             return error_page(409)
-        settings, signed = wiring.pay_settings(rt), urlencode(view.signed)
-        try:
-            created = payment_service.begin_payment(
-                session, gateway(), settings, notice_no, view.due_today, signed, rt.clock()
-            )
-        except GatewayError:
-            return error_page(503)
-    return redirect(created.redirect_url, code=303)  # type: ignore[return-value]
+        order_id = payment_service.order_for(session, settings, notice_no, view.due_today, runtime().clock())
+        return view.due_today, order_id, urlencode(view.signed)
 
 
 @bp.get("/p/<notice_no>/done")
@@ -84,7 +96,7 @@ class CallbackAnswer(Schema):
     result = fields.String(
         metadata={
             "description": "paid, suspense (paid, naming no known notice yet), already_paid, failed, reversed, "
-            "pending, refunded_late (approved after we closed it: cancelled at the gateway) or approved_after_failed"
+            "pending or refund_queued (approved after we closed it: its refund at the gateway is queued in the outbox)"
         }
     )
     txn_id = fields.String()

@@ -10,9 +10,11 @@ from datetime import timedelta
 
 from adapters.gateway import HttpGateway
 from models import payment_refs
+from models.outbox import OutboxPolicy
 from server.runtime import Runtime
 from services.jobs import JobInputs, JobSettings
 from services.mailing import Mailroom
+from services.outbox import Outside
 from services.payment_links import LinkSettings, PaymentLinks
 from services.payments import PaySettings
 from services.uow import Transactions, transactions
@@ -54,5 +56,21 @@ def job_inputs(rt: Runtime) -> JobInputs:
         gateway_name=c.gateway_name,
         payment_sweep_after=timedelta(minutes=c.payment_sweep_minutes),
         payment_abandon_after=timedelta(hours=c.payment_abandon_hours),
+        outbox_keep=timedelta(days=c.outbox_keep_days),
     )
     return JobInputs(settings, rt.cipher, registry=rt.registry, gateway=lambda: gateway(rt))
+
+
+def outside(rt: Runtime) -> Outside:
+    """What the outbox's deliveries call: the adapters the configuration names, and the cipher."""
+    return Outside(rt.cipher, registry=rt.registry, approval=rt.approval, gateway=lambda: gateway(rt))
+
+
+def outbox_policy(rt: Runtime) -> OutboxPolicy:
+    c = rt.config
+    return OutboxPolicy(
+        lease=timedelta(seconds=c.outbox_lease_seconds),
+        max_attempts=c.outbox_max_attempts,
+        backoff=timedelta(seconds=c.outbox_backoff_seconds),
+        backoff_cap=timedelta(seconds=c.outbox_backoff_cap_seconds),
+    )

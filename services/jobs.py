@@ -1,5 +1,7 @@
 """The worker's periodic jobs (DESIGN.md §2): the suspense sweep, the payment sweep, the owner lookups behind the
-사전통지, the business date with the arrears steps and the hotlist, feed compaction.
+사전통지, the business date with the arrears steps and the hotlist, feed compaction, the outbox's purge. A job never
+waits on an outside system: the payment sweep and the owner lookups queue their calls in the outbox, which the
+worker delivers every tick (``services.outbox.deliver_due``).
 
 Each job is a domain step that is safe to repeat (idempotent), a function of explicit inputs: a session, the time,
 and what it needs (``JobInputs``: the settings, the cipher, the registry and the gateway) — no app, no request.
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from adapters.gateway import PaymentGateway
 from adapters.registry import VehicleRegistry
-from models import arrears, feed, fines, payments, suspense
+from models import arrears, feed, fines, outbox, payments, suspense
 from models.base import Actor, Clock
 from models.crypto import PiiCipher
 from services import payments as payment_service
@@ -36,11 +38,14 @@ class JobSettings:
     gateway_name: str
     payment_sweep_after: timedelta  # JINGSU_PAYMENT_SWEEP_MINUTES
     payment_abandon_after: timedelta  # JINGSU_PAYMENT_ABANDON_HOURS
+    outbox_keep: timedelta = timedelta(days=30)  # JINGSU_OUTBOX_KEEP_DAYS
 
 
 @dataclass(frozen=True)
 class JobInputs:
-    """What the jobs need besides a session and the time; the outbound systems are built when a job asks."""
+    """What the jobs need besides a session and the time. No job calls an outside system any more (they queue the
+    calls in the outbox; ``services.outbox`` delivers them): ``registry`` and ``gateway`` are kept for the jobs'
+    scheduling rewrite to drop."""
 
     settings: JobSettings
     cipher: PiiCipher
@@ -59,27 +64,24 @@ def sweep_suspense(session: Session, now: datetime, refund_after: timedelta) -> 
     return f"{matched} suspense payments matched to notices that arrived; {due} unmatched long enough to refund"
 
 
-def sweep_payments(session: Session, now: datetime, client: PaymentGateway, settings: JobSettings) -> str:
-    return payment_service.sweep_payments(
-        session,
-        client,
-        settings.gateway_name,
-        now,
-        settings.payment_sweep_after,
-        abandon_after=settings.payment_abandon_after,
-    ).summary()
+def sweep_payments(session: Session, now: datetime, settings: JobSettings) -> str:
+    queued = payment_service.queue_status_queries(
+        session, settings.gateway_name, now, settings.payment_sweep_after, abandon_after=settings.payment_abandon_after
+    )
+    return f"{queued} payments left pending queued for a status query at the gateway (outbox)"
 
 
 def arrears_steps(session: Session, now: datetime) -> str:
     return arrears.advance_to_today(session, now, Actor.system()).summary()
 
 
-def lookup_owners(session: Session, now: datetime, registry: VehicleRegistry, cipher: PiiCipher) -> str:
-    report = fines.lookup_owners(session, registry, cipher, now)
-    return (
-        f"{report.looked_up} plates looked up, {len(report.noticed)} 사전통지 sent, "
-        f"{len(report.not_registered)} not registered"
-    )
+def lookup_owners(session: Session, now: datetime) -> str:
+    asked = fines.request_owner_lookups(session, now)
+    return f"{len(asked.queued)} plates queued for 차적조회 (outbox; the 사전통지 follows each answer)"
+
+
+def purge_outbox(session: Session, now: datetime, keep: timedelta) -> str:
+    return f"{outbox.purge(session, now - keep)} delivered outbox rows older than {keep.days} days removed"
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,15 @@ JOBS: tuple[Job, ...] = (
         timedelta(minutes=1),
         lambda s, now, i: sweep_suspense(s, now, i.settings.suspense_refund_after),
     ),
-    Job("sweep-payments", timedelta(minutes=3), lambda s, now, i: sweep_payments(s, now, i.gateway(), i.settings)),
-    Job("lookup-owners", timedelta(minutes=5), lambda s, now, i: lookup_owners(s, now, i.registry(), i.cipher)),
+    Job("sweep-payments", timedelta(minutes=3), lambda s, now, i: sweep_payments(s, now, i.settings)),
+    Job("lookup-owners", timedelta(minutes=5), lambda s, now, i: lookup_owners(s, now)),
     Job("arrears-steps", timedelta(hours=1), lambda s, now, i: arrears_steps(s, now)),
     Job(
         "compact-feed",
         timedelta(days=1),
         lambda s, now, i: compact_feed(s, now, i.settings.tombstone_age, i.settings.superseded_age),
     ),
+    Job("purge-outbox", timedelta(days=1), lambda s, now, i: purge_outbox(s, now, i.settings.outbox_keep)),
 )
 
 

@@ -22,13 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import protocol
-from models import devices, fines, notices, payments
+from models import devices, notices, payments
 from models.base import Actor
 from models.catalog import schedule_rules
 from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
 from models.users import User
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
+from tests.support.outbox import look_up_owners
 
 KST = timezone(timedelta(hours=9))
 CIPHER = PiiCipher(TEST_PII_KEY, TEST_LOOKUP_KEY)
@@ -170,14 +171,14 @@ class Owner:
 
 
 class FakeRegistry:
-    """The vehicle registry as ``lookup_owners`` uses it: every plate has an owner, a different one each."""
+    """The vehicle registry as the outbox's 차적조회 asks it: every plate has an owner, a different one each."""
 
     name = "fake"
 
     def __init__(self) -> None:
         self.owners: dict[str, Owner] = {}
 
-    def lookup(self, plate: str, on: date) -> Owner:
+    def lookup(self, plate: str, on: date, *, idempotency_key: str | None = None) -> Owner:
         n = len(self.owners)
         if plate not in self.owners:
             self.owners[plate] = Owner(
@@ -207,7 +208,7 @@ def advance_noticed(
     """``count`` parking notices whose 사전통지 was sent ``now``; their notice numbers."""
     make = maker(session)
     made = [make.parking(observed, plate=f"{10 + i // 9000}가{1000 + i % 9000:04d}") for i in range(count)]
-    report = fines.lookup_owners(session, FakeRegistry(), CIPHER, now, jurisdiction="11110", limit=count + 10)
-    assert sorted(report.noticed) == sorted(n.notice_no for n in made)
+    report = look_up_owners(session, FakeRegistry(), CIPHER, now, jurisdiction="11110", limit=count + 10)
+    assert sorted(report.noticed) == sorted(n.notice_no for n in made), report.report.summary()
     session.flush()
     return [n.notice_no for n in made]

@@ -14,10 +14,11 @@ status and changes only through ``models.notices`` operations (``cancel_notice``
     paid: from any open stage when the balance reaches 0 (payments hook ``note_paid``)
     cancelled: 직권취소 before imposition, an accepted opinion, or the notice voided/cancelled elsewhere
 
-- A **parking** case starts ``synced``: the owner is unknown until ``lookup_owners`` asks the vehicle registry; then
-  the formal 사전통지 (시행령 §3①) is generated for the owner and the case is ``advance_noticed``. A **person** case
-  starts ``advance_noticed``: the printed slip *is* the 사전통지. Case rows are created lazily (``ensure_cases``),
-  so the sync hot path writes nothing here.
+- A **parking** case starts ``synced``: the owner is unknown until the vehicle registry is asked
+  (``request_owner_lookups`` queues the 차적조회 in the outbox; the worker asks; ``apply_owner_lookup`` applies the
+  answer); then the formal 사전통지 (시행령 §3①) is generated for the owner and the case is ``advance_noticed``.
+  A **person** case starts ``advance_noticed``: the printed slip *is* the 사전통지. Case rows are created lazily
+  (``ensure_cases``), so the sync hot path writes nothing here.
 - The 자진납부 price holds until the later of the slip's printed deadline and the 사전통지's own (``reduced_until``);
   ``self_payment_terms`` tells ``models.payments`` what a reduced payment must be and until when.
 - Every transition is checked against ``TRANSITIONS`` (``InvalidTransition`` otherwise), bumps ``version`` and
@@ -30,9 +31,9 @@ status and changes only through ``models.notices`` operations (``cancel_notice``
                 imposition_items (migration 0007)
     ports       what the operations need of the registry and e-approval adapters (Protocols)
     cases       opening a case, audited transitions, amounts, the 자진납부 terms (the payments hook)
-    advance     차적조회 (``lookup_owners``) and the 사전통지
+    advance     차적조회 (asked through the outbox, its answer applied) and the 사전통지
     reductions  opinions, hardship reductions, 직권취소
-    imposition  일괄 결정결의: propose, apply an approval; the hooks into ``models.arrears``
+    imposition  일괄 결정결의: propose, submit through the outbox, apply an approval; the hooks into ``models.arrears``
     court       imposition receipt, 이의제기 and its withdrawal, court referral, the court's decision
     queries     reads other layers use: documents, batches and their items, overdue referrals, a notice's timeline
     views       the case as the back office reads it (``case_details``), a notice's timeline with its stage, a batch
@@ -45,11 +46,14 @@ Importing this package registers the tables; it does no other work.
 """
 
 from models.fines.advance import (  # noqa: F401
-    LookupReport,
+    LookupRequests,
     advance_notice_data,
-    lookup_owners,
+    apply_owner_lookup,
+    owner_lookup_failed,
+    owner_lookup_withdrawn,
     party_identifier_masked,
     party_of,
+    request_owner_lookups,
     send_advance_notice,
     set_owner,
 )
@@ -81,15 +85,17 @@ from models.fines.imposition import (  # noqa: F401
     CallbackOutcome,
     apply_callback,
     apply_decision,
+    batch_by_reference,
     batch_document,
     eligible_cases,
     ineligibility,
     mark_submitted,
     propose_imposition,
+    request_submission,
+    submission_withdrawn,
 )
 from models.fines.ports import (  # noqa: F401
     Decision,
-    OwnerRegistry,
     RegistryAddress,
     RegistryOwner,
 )
@@ -117,7 +123,9 @@ from models.fines.tables import (  # noqa: F401
     BATCH_APPLIED,
     BATCH_PROPOSED,
     BATCH_REJECTED,
+    BATCH_STATUSES,
     BATCH_SUBMITTED,
+    BATCH_SUBMITTING,
     BEFORE_IMPOSITION,
     CANCELLED,
     CHANNELS,

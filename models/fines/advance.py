@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import notices as notice_ops
-from models import rules
+from models import outbox, rules
 from models.base import Actor
 from models.catalog import ViolationCode
 from models.crypto import PiiCipher
 from models.errors import InvalidInput, InvalidTransition
 from models.fines.cases import act, ensure_cases, fine_amount, payer_ref, rrn_checksum_ok, schedule_of, transition
-from models.fines.ports import OwnerRegistry, RegistryOwner
+from models.fines.ports import RegistryOwner
 from models.fines.queries import documents
 from models.fines.tables import ADVANCE_NOTICE, CHANNELS, MAIL, ON_SITE, SYNCED, FineCase, FineDocument
 from models.jurisdictions import Jurisdiction
@@ -31,31 +31,33 @@ from protocol.masking import mask_name, mask_rrn
 
 
 @dataclass(frozen=True)
-class LookupReport:
-    looked_up: int
-    noticed: list[str]
-    not_registered: list[str]
+class LookupRequests:
+    """What ``request_owner_lookups`` queued: the notice numbers whose owner the registry will be asked for."""
+
+    queued: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.queued)
 
 
-def lookup_owners(
+def request_owner_lookups(
     session: Session,
-    registry: OwnerRegistry,
-    cipher: PiiCipher,
     now: datetime,
     *,
     jurisdiction: str | None = None,
     channel: str = MAIL,
     limit: int = 200,
     actor: Actor | None = None,
-) -> LookupReport:
-    """차적조회: for synced parking cases without an owner (notices ``issued``: past review), ask the registry who
-    owned the vehicle on the violation's day, store the owner encrypted (masked name, keyed hash of the RRN or
-    business number), set the receivable's payer, and send the 사전통지 (``send_advance_notice``).
+) -> LookupRequests:
+    """차적조회, asked: for synced parking cases without an owner (notices ``issued``: past review) and not asked yet,
+    queue one registry lookup each in the outbox (``models.outbox``, operation ``registry.lookup``: the plate and the
+    violation's day) and mark the case asked (``owner_lookup_requested``), all in the caller's transaction. The worker
+    asks the registry; ``apply_owner_lookup`` applies its answer.
 
-    A plate with no owner that day stays ``synced`` with an ``owner_not_found`` event for a clerk. Registry errors
-    (``RegistryUnavailable``, ``RegistryRefused``) propagate: the step is idempotent and runs again.
-    """
-    actor = actor or Actor(label=f"registry:{registry.name}")
+    The idempotency key names the notice and how often its owner was asked (a lookup cancelled by a person may be
+    asked again under a new key). ``actor`` (the clerk who asked; default: the registry itself) signs what the answer
+    does."""
     ensure_cases(session, now, jurisdiction=jurisdiction)
     stmt = (
         select(FineCase, Notice)
@@ -65,6 +67,7 @@ def lookup_owners(
             FineCase.stage == SYNCED,
             FineCase.party_enc.is_(None),
             FineCase.owner_looked_up_at.is_(None),
+            FineCase.owner_lookup_requested_at.is_(None),
             Notice.status == notice_ops.ISSUED,
         )
         .order_by(FineCase.notice_id)
@@ -73,21 +76,84 @@ def lookup_owners(
     )
     if jurisdiction is not None:
         stmt = stmt.where(FineCase.jurisdiction == jurisdiction)
-    noticed: list[str] = []
-    missing: list[str] = []
-    rows = [(case, notice) for case, notice in session.execute(stmt)]
-    for case, notice in rows:
+    queued: list[str] = []
+    for case, notice in session.execute(stmt).all():
         assert notice.vehicle_plate is not None
-        owner = registry.lookup(notice.vehicle_plate, seoul_date(notice.observed_at))
-        case.owner_looked_up_at = now
-        if owner is None:
-            act(session, case, "owner_not_found", now, actor, None, {"registry": registry.name})
-            missing.append(notice.notice_no)
-            continue
-        set_owner(session, case, notice, owner, cipher, now, actor)
-        send_advance_notice(session, case, notice, cipher, now, actor, channel=channel)
-        noticed.append(notice.notice_no)
-    return LookupReport(len(rows), noticed, missing)
+        case.owner_lookups += 1
+        case.owner_lookup_requested_at = now
+        key = f"registry.lookup:{notice.notice_no}:{case.owner_lookups}"
+        payload = {
+            "notice_no": notice.notice_no,
+            "plate": notice.vehicle_plate,
+            "on": seoul_date(notice.observed_at).isoformat(),
+            "channel": channel,
+            "actor": {"user_id": actor.user_id, "label": actor.label} if actor is not None else None,
+        }
+        outbox.enqueue(session, outbox.REGISTRY_LOOKUP, key, payload, now, jurisdiction=case.jurisdiction)
+        act(session, case, "owner_lookup_requested", now, actor or Actor(label="system:lookup-owners"), None,
+            {"channel": channel, "key": key})  # fmt: skip
+        queued.append(notice.notice_no)
+    return LookupRequests(queued)
+
+
+def _awaiting_lookup(session: Session, notice_no: str) -> tuple[FineCase, Notice] | None:
+    """The case whose owner was asked for, locked (notice first, as payments lock it), or ``None``."""
+    notice = session.scalar(select(Notice).where(Notice.notice_no == notice_no).with_for_update())
+    if notice is None:
+        return None
+    case = session.scalar(select(FineCase).where(FineCase.notice_id == notice.id).with_for_update())
+    return (case, notice) if case is not None else None
+
+
+def apply_owner_lookup(
+    session: Session,
+    notice_no: str,
+    owner: RegistryOwner | None,
+    cipher: PiiCipher,
+    now: datetime,
+    *,
+    actor: Actor,
+    registry_name: str,
+    channel: str = MAIL,
+) -> str:
+    """The registry's answer about a notice's plate, applied: the owner stored encrypted (masked name, keyed hash
+    of the RRN or business number), the receivable's payer set and the 사전통지 sent (``send_advance_notice``):
+    ``noticed``. No owner that day: the case stays ``synced`` with an ``owner_not_found`` event for a clerk:
+    ``not_registered``. A case no longer waiting for its owner (paid, voided or cancelled meanwhile, or answered
+    already) is left alone: ``stale``; so is one whose notice is not ``issued`` just now (back in review), but that
+    one is asked again by the next 차적조회."""
+    found = _awaiting_lookup(session, notice_no)
+    if found is None:
+        return "stale"
+    case, notice = found
+    if case.stage != SYNCED or case.party_enc is not None or case.owner_looked_up_at is not None:
+        return "stale"
+    if notice.status != notice_ops.ISSUED:
+        case.owner_lookup_requested_at = None  # under review meanwhile: asked again once it is issued again
+        return "stale"
+    case.owner_looked_up_at = now
+    if owner is None:
+        act(session, case, "owner_not_found", now, actor, None, {"registry": registry_name})
+        return "not_registered"
+    set_owner(session, case, notice, owner, cipher, now, actor)
+    send_advance_notice(session, case, notice, cipher, now, actor, channel=channel)
+    return "noticed"
+
+
+def owner_lookup_failed(session: Session, notice_no: str, error: str, now: datetime) -> None:
+    """The lookup was given up (the registry refused it, or every attempt failed): an ``owner_lookup_failed`` event
+    tells a clerk; the case stays asked until the delivery is retried or cancelled (``/api/v1/outbox``)."""
+    found = _awaiting_lookup(session, notice_no)
+    if found is not None:
+        act(session, found[0], "owner_lookup_failed", now, Actor(label="system:outbox"), error[:500])
+
+
+def owner_lookup_withdrawn(session: Session, notice_no: str, now: datetime, actor: Actor) -> None:
+    """A person cancelled the lookup: the case is no longer asked, so the next 차적조회 asks again (a new key)."""
+    found = _awaiting_lookup(session, notice_no)
+    if found is not None and found[0].owner_lookup_requested_at is not None and found[0].owner_looked_up_at is None:
+        found[0].owner_lookup_requested_at = None
+        act(session, found[0], "owner_lookup_cancelled", now, actor)
 
 
 def set_owner(

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import arrears, ledger, rules
+from models import arrears, ledger, outbox, rules
 from models import notices as notice_ops
 from models.base import Actor
 from models.catalog import RevenueItem
@@ -28,6 +28,7 @@ from models.fines.tables import (
     BATCH_PROPOSED,
     BATCH_REJECTED,
     BATCH_SUBMITTED,
+    BATCH_SUBMITTING,
     ELECTRONIC,
     IMPOSITION_BATCH_DOCUMENT,
     IMPOSITION_NOTICE,
@@ -141,17 +142,59 @@ def batch_document(session: Session, batch: ImpositionBatch) -> BatchDocument:
     return BatchDocument(title, IMPOSITION_BATCH_DOCUMENT, batch.reference_id, batch.amount_total, batch.count)
 
 
+def request_submission(
+    session: Session, batch: ImpositionBatch, requested_by: str, callback_url: str, now: datetime
+) -> None:
+    """Submit the batch to e-approval through the outbox (operation ``approval.submit``), in the caller's
+    transaction: the batch is ``submitting`` until the worker's delivery records the submission id
+    (``mark_submitted``). The batch's ``reference_id`` is e-approval's own idempotency key; the outbox key adds
+    how often the batch was sent (a submission cancelled by a person may be sent again). Raises
+    ``InvalidTransition`` unless the batch is ``proposed``."""
+    if batch.status != BATCH_PROPOSED:
+        raise InvalidTransition(f"a batch that is {batch.status} cannot be submitted", field="status")
+    doc = batch_document(session, batch)
+    stream = f"approval:{batch.reference_id}"
+    key = f"approval.submit:{batch.reference_id}:{outbox.rows_of(session, outbox.APPROVAL_SUBMIT, stream) + 1}"
+    payload = {
+        "batch_id": batch.id,
+        "title": doc.title,
+        "document_type": doc.document_type,
+        "reference_id": doc.reference_id,
+        "amount_total": doc.amount_total,
+        "count": doc.count,
+        "requested_by": requested_by,
+        "callback_url": callback_url,
+    }
+    outbox.enqueue(session, outbox.APPROVAL_SUBMIT, key, payload, now, stream=stream, jurisdiction=batch.jurisdiction)
+    batch.status = BATCH_SUBMITTING
+    session.flush()
+
+
+def batch_by_reference(session: Session, reference_id: str) -> ImpositionBatch | None:
+    """The batch of an e-approval reference id, locked."""
+    return session.scalar(select(ImpositionBatch).where(ImpositionBatch.reference_id == reference_id).with_for_update())
+
+
 def mark_submitted(
     session: Session, batch: ImpositionBatch, approval_name: str, submission_id: str, now: datetime
 ) -> None:
     """The batch went to e-approval as ``submission_id`` (submitting again finds the same one)."""
-    if batch.status not in (BATCH_PROPOSED, BATCH_SUBMITTED):
+    if batch.status not in (BATCH_PROPOSED, BATCH_SUBMITTING, BATCH_SUBMITTED):
         raise InvalidTransition(f"a batch that is {batch.status} cannot be submitted", field="status")
     batch.status = BATCH_SUBMITTED
     batch.approval_name = approval_name
     batch.submission_id = submission_id
     batch.submitted_at = batch.submitted_at or now
     session.flush()
+
+
+def submission_withdrawn(session: Session, reference_id: str) -> None:
+    """A person cancelled the batch's submission before it reached e-approval: the batch is ``proposed`` again (its
+    refresh submits it anew)."""
+    batch = batch_by_reference(session, reference_id)
+    if batch is not None and batch.status == BATCH_SUBMITTING:
+        batch.status = BATCH_PROPOSED
+        session.flush()
 
 
 def apply_decision(
@@ -171,7 +214,13 @@ def apply_decision(
         .where(ImpositionBatch.submission_id == decision.submission_id, ImpositionBatch.approval_name == approval_name)
         .with_for_update()
     )
-    if batch is None or batch.reference_id != decision.reference_id:
+    if batch is None:
+        # decided before the worker recorded the submission (it died between the two): the reference id is ours
+        batch = batch_by_reference(session, decision.reference_id)
+        if batch is None or batch.status != BATCH_SUBMITTING:
+            return None
+        mark_submitted(session, batch, approval_name, decision.submission_id, now)
+    if batch.reference_id != decision.reference_id:
         return None
     if batch.status != BATCH_SUBMITTED or decision.status == "pending":
         return batch
@@ -354,11 +403,11 @@ def apply_callback(
     """``apply_decision`` for a callback, saying whether it applied the decision now, earlier, or not at all."""
     before = session.scalar(
         select(ImpositionBatch.status).where(ImpositionBatch.submission_id == decision.submission_id)
-    )
+    ) or session.scalar(select(ImpositionBatch.status).where(ImpositionBatch.reference_id == decision.reference_id))
     batch = apply_decision(session, decision, cipher, now, approval_name=approval_name)
     if batch is None:
         return CallbackOutcome("ignored", None)
-    if before != BATCH_SUBMITTED:
+    if before not in (BATCH_SUBMITTED, BATCH_SUBMITTING):
         return CallbackOutcome("already_applied", batch.id)
     return CallbackOutcome(
         {BATCH_APPLIED: "applied", BATCH_REJECTED: "rejected"}.get(batch.status, "pending"), batch.id

@@ -1,10 +1,11 @@
-"""What the fine operations need of the adapters (``adapters`` implements them; ``models`` never imports
-``server``): the vehicle registry and an e-approval decision.
+"""What the fine operations need of the adapters' answers (``adapters`` implements them; ``models`` never imports
+``server``): the vehicle registry's owner and an e-approval decision. The calls themselves go through the outbox
+(``models.outbox``), delivered by ``services``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 # --- adapters the operations need (adapters implements them; models never imports server) --------------------
@@ -34,15 +35,6 @@ class RegistryOwner(Protocol):
     def address(self) -> RegistryAddress: ...
     @property
     def vehicle_type(self) -> str: ...
-
-
-class OwnerRegistry(Protocol):
-    """The vehicle registry as ``lookup_owners`` uses it (``adapters.registry.VehicleRegistry``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def lookup(self, plate: str, on: date) -> RegistryOwner | None: ...
 
 
 class Decision(Protocol):

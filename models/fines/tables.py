@@ -59,7 +59,9 @@ OPINION_REJECT, OPINION_REDUCE, OPINION_CANCEL = "reject", "accept_reduce", "acc
 OPINION_DECISIONS = (OPINION_REJECT, OPINION_REDUCE, OPINION_CANCEL)
 
 # imposition batches (일괄 결정결의)
-BATCH_PROPOSED, BATCH_SUBMITTED, BATCH_APPLIED, BATCH_REJECTED = "proposed", "submitted", "applied", "rejected"
+BATCH_PROPOSED, BATCH_SUBMITTING, BATCH_SUBMITTED = "proposed", "submitting", "submitted"
+BATCH_APPLIED, BATCH_REJECTED = "applied", "rejected"
+BATCH_STATUSES = (BATCH_PROPOSED, BATCH_SUBMITTING, BATCH_SUBMITTED, BATCH_APPLIED, BATCH_REJECTED)
 ITEM_PENDING, ITEM_IMPOSED, ITEM_SKIPPED, ITEM_REJECTED = "pending", "imposed", "skipped", "rejected"
 IMPOSITION_BATCH_DOCUMENT = "imposition_batch"
 
@@ -99,6 +101,9 @@ class FineCase(Base):
     party_name_masked: Mapped[str | None] = mapped_column(String(40))
     party_hash: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
     owner_looked_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 차적조회 goes through the outbox: when the registry was asked (until answered), and how often (for the key)
+    owner_lookup_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner_lookups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # 사전통지 and the 자진납부 price
     advance_noticed_on: Mapped[date | None] = mapped_column(Date)
     opinion_deadline: Mapped[date | None] = mapped_column(Date)  # the 사전통지's own

@@ -5,10 +5,11 @@
   court referral, court decision. Each answers the case with its version as ``ETag``; a request may name the
   version it was decided on (``If-Match``): another one is 412 ``precondition_failed``. A transition the stage does
   not allow is 409 ``invalid_transition``.
-- ``/owner-lookups``: the 차적조회 step for synced parking cases, which also sends the 사전통지.
-- ``/imposition-batches``: 일괄 결정결의 — propose every eligible case and submit the batch to e-approval; ``refresh``
-  submits again or asks e-approval for the decision and applies it (the clerk's explicit path; the callback
-  ``/approvals/callbacks/<name>`` is the usual one).
+- ``/owner-lookups``: the 차적조회 step for synced parking cases, queued in the outbox (the worker asks the registry
+  and sends the 사전통지 as each answer comes).
+- ``/imposition-batches``: 일괄 결정결의 — propose every eligible case and queue the batch's submission to e-approval
+  in the outbox (the worker submits it); ``refresh`` queues a proposed batch's submission or asks e-approval for the
+  decision and applies it (the clerk's explicit path; the callback ``/approvals/callbacks/<name>`` is the usual one).
 - ``/court-referrals/overdue``: objected cases past their 14-day referral deadline.
 - ``/notices/<notice_no>/timeline``: everything that happened to a notice, merged.
 """
@@ -27,15 +28,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
-from adapters.approval import (
-    ApprovalError,
-    ApprovalRefused,
-    ApprovalRequest,
-    ApprovalService,
-    ApprovalUnavailable,
-    CallbackRejected,
-)
-from adapters.registry import RegistryRefused, RegistryUnavailable
+from adapters.approval import ApprovalError, ApprovalRefused, ApprovalService, ApprovalUnavailable, CallbackRejected
 from models import fines
 from models import notices as notice_ops
 from models.base import Actor, Scope
@@ -169,9 +162,10 @@ class LookupIn(Schema):
 
 
 class LookupOut(Schema):
-    looked_up = fields.Integer()
-    noticed = fields.List(fields.String())
-    not_registered = fields.List(fields.String())
+    """Dumps ``fines.LookupRequests``."""
+
+    queued = fields.Integer(attribute="count", metadata={"description": "how many lookups were queued"})
+    notices = fields.List(fields.String(), attribute="queued", metadata={"description": "their notice numbers"})
 
 
 class BatchIn(Schema):
@@ -194,7 +188,11 @@ class BatchOut(Schema):
 
     id = fields.Integer(attribute="batch.id")
     jurisdiction = fields.String(attribute="batch.jurisdiction")
-    status = fields.String(attribute="batch.status")
+    status = fields.String(
+        attribute="batch.status",
+        validate=validate.OneOf(fines.BATCH_STATUSES),
+        metadata={"description": "submitting: its submission waits in the outbox for the worker"},
+    )
     as_of = fields.Date(attribute="batch.as_of")
     count = fields.Integer(attribute="batch.count")
     amount_total = fields.Integer(attribute="batch.amount_total")
@@ -323,47 +321,29 @@ def _batch(session: Session, batch_id: int, *, for_update: bool = False) -> fine
     return fines.get_batch(session, auth.scope_of(session, auth.current_principal()), batch_id, for_update=for_update)
 
 
-def _submit(batch_id: int) -> fines.BatchDetails:
-    """Submit a proposed batch to e-approval (idempotent by its reference id) and mark it submitted."""
+def _request_submission(session: Session, batch: fines.ImpositionBatch) -> None:
+    """Queue the batch's submission to e-approval in the outbox (the worker submits it: ``submitting``)."""
     rt = runtime()
-    service = rt.approval()
-    with unit_of_work() as session:
-        doc = fines.batch_document(session, _batch(session, batch_id))
-    callback_url = f"{rt.config.pay_base_url.rstrip('/')}/api/v1/approvals/callbacks/{service.name}"
-    try:
-        submission_id = service.submit(
-            ApprovalRequest(
-                title=doc.title,
-                document_type=doc.document_type,
-                reference_id=doc.reference_id,
-                amount_total=doc.amount_total,
-                count=doc.count,
-                requested_by=auth.current_principal().login or "jingsu",
-                callback_url=callback_url,
-            )
-        )
-    except ApprovalError as exc:
-        raise _approval_error(exc) from exc
-    with unit_of_work() as session:
-        batch = _batch(session, batch_id, for_update=True)
-        fines.mark_submitted(session, batch, service.name, submission_id, rt.clock())
-        return fines.batch_details(session, batch)
+    callback_url = f"{rt.config.pay_base_url.rstrip('/')}/api/v1/approvals/callbacks/{rt.config.approval_name}"
+    requested_by = auth.current_principal().login or "jingsu"
+    fines.request_submission(session, batch, requested_by, callback_url, rt.clock())
 
 
 def _refresh(batch_id: int) -> fines.BatchDetails:
-    """Submit a proposed batch, or ask e-approval for the decision on a submitted one and apply it."""
+    """Submit a proposed batch (through the outbox), or ask e-approval for the decision on a submitted one and apply
+    it; a batch ``submitting`` waits for the worker's delivery as it is."""
     rt = runtime()
     with unit_of_work() as session:
-        batch = _batch(session, batch_id)
+        batch = _batch(session, batch_id, for_update=True)
+        if batch.status == fines.BATCH_PROPOSED:
+            _request_submission(session, batch)
         status, submission_id, name = batch.status, batch.submission_id, batch.approval_name
-        if status != fines.BATCH_PROPOSED and (status != fines.BATCH_SUBMITTED or submission_id is None):
+        if status != fines.BATCH_SUBMITTED or submission_id is None:
             return fines.batch_details(session, batch)
-    if status == fines.BATCH_PROPOSED or submission_id is None:
-        return _submit(batch_id)
     service = rt.approval()
     if name != service.name:
         raise ApiError(409, "invalid_transition", f"the batch went to another e-approval service ({name})")
-    try:
+    try:  # no transaction is open while e-approval answers; the answer is applied in one of its own
         decision = service.status(submission_id)
     except ApprovalError as exc:
         raise _approval_error(exc) from exc
@@ -387,10 +367,10 @@ def _callback_decision(service: ApprovalService, approval_name: str) -> Decision
         raise _approval_error(exc) from exc
 
 
-def _lookup_owners(body: dict[str, Any]) -> fines.LookupReport:
-    """차적조회 in the caller's jurisdiction (or, for a city user who names none, every district)."""
+def _lookup_owners(body: dict[str, Any]) -> fines.LookupRequests:
+    """차적조회 queued in the outbox for the caller's jurisdiction (or, for a city user who names none, every
+    district); the worker asks the registry and sends each 사전통지 as its answer comes."""
     rt = runtime()
-    registry = rt.registry()
     with unit_of_work() as session:
         principal = auth.current_principal()
         scope = auth.scope_of(session, principal)
@@ -398,10 +378,8 @@ def _lookup_owners(body: dict[str, Any]) -> fines.LookupReport:
         jurisdiction: str | None = None  # a city user without one: every district
         if asked is not None or scope.jurisdictions is not None:
             jurisdiction = _jurisdiction(session, scope, asked, principal.jurisdiction)
-        return fines.lookup_owners(
+        return fines.request_owner_lookups(
             session,
-            registry,
-            rt.cipher,
             rt.clock(),
             jurisdiction=jurisdiction,
             channel=body["channel"],
@@ -581,16 +559,12 @@ for _action in CASE_ACTIONS:
 class OwnerLookups(MethodView):
     @auth.staff(*DECIDERS)
     @blp.arguments(LookupIn)
-    @blp.response(200, LookupOut)
-    @blp.alt_response(503, description="registry_unavailable")
+    @blp.response(202, LookupOut)
+    @blp.alt_response(404, description="not_found: a jurisdiction outside the caller's")
     def post(self, body: dict[str, Any]) -> Any:
-        """차적조회: find the owners of synced parking notices and send each the 사전통지 (mail or electronic)."""
-        try:
-            return _lookup_owners(body)
-        except RegistryUnavailable as exc:
-            raise ApiError(503, "registry_unavailable", "the vehicle registry could not be reached; try again") from exc
-        except RegistryRefused as exc:
-            raise ApiError(502, "registry_refused", f"the vehicle registry refused the request ({exc.code})") from exc
+        """차적조회: queue the owner lookups of synced parking notices (the worker asks the vehicle registry and sends
+        each owner the 사전통지, mail or electronic, as the answer comes; a failed one is in ``/outbox``)."""
+        return _lookup_owners(body), 202
 
 
 @blp.route("/imposition-batches")
@@ -599,18 +573,17 @@ class ImpositionBatches(MethodView):
     @blp.arguments(BatchIn)
     @blp.response(201, BatchOut)
     @blp.alt_response(409, description="nothing_to_impose")
-    @blp.alt_response(503, description="approval_unavailable: proposed, not yet submitted (refresh to retry)")
     def post(self, body: dict[str, Any]) -> Any:
-        """일괄 결정결의: propose every eligible case of the jurisdiction as one decision and submit it to
-        e-approval; it is applied when approved (callback, or ``refresh``)."""
-        rt = runtime()
+        """일괄 결정결의: propose every eligible case of the jurisdiction as one decision and queue its submission
+        to e-approval (``submitting``; the worker submits it); it is applied when approved (callback, or
+        ``refresh``)."""
         with unit_of_work() as session:
             principal = auth.current_principal()
             scope = auth.scope_of(session, principal)
             jurisdiction = _jurisdiction(session, scope, body.get("jurisdiction"), principal.jurisdiction)
-            batch = fines.propose_imposition(session, jurisdiction, principal.actor(), rt.clock())
-            batch_id = batch.id
-        return _submit(batch_id), 201
+            batch = fines.propose_imposition(session, jurisdiction, principal.actor(), runtime().clock())
+            _request_submission(session, batch)
+            return fines.batch_details(session, batch), 201
 
 
 @blp.route("/imposition-batches/<batch_id>")
@@ -632,8 +605,9 @@ class ImpositionBatchRefresh(MethodView):
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(503, description="approval_unavailable")
     def post(self, batch_id: str) -> Any:
-        """Submit a batch that is only proposed, or ask e-approval for the decision on a submitted one and apply
-        it (approved: the cases still eligible are imposed in one transaction; rejected: the batch ends)."""
+        """Queue the submission of a batch that is only proposed, or ask e-approval for the decision on a submitted
+        one and apply it (approved: the cases still eligible are imposed in one transaction; rejected: the batch
+        ends); a batch ``submitting`` is answered as it is."""
         return _refresh(_batch_id(batch_id))
 
 

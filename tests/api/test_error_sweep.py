@@ -276,6 +276,20 @@ ROUTES: dict[tuple[str, str], Route] = {
         body=lambda w: {"note": "x"},
     ),
     ("GET", "/api/v1/treasury/reconciliation"): Route("clerk", bogus_query={"date": ["yesterday", "2026-13-01"]}),
+    # the outbox (calls to outside systems, dead letters): the list, one row, a dead row's retry and cancellation
+    ("GET", "/api/v1/outbox"): Route("clerk"),
+    ("GET", "/api/v1/outbox/{outbox_id}"): Route(
+        "admin", path_ids={"outbox_id": lambda w: UNKNOWN_IDS[0]}, unknown_ids={"outbox_id": UNKNOWN_IDS}
+    ),
+    **{
+        ("POST", f"/api/v1/outbox/{{outbox_id}}/{action}"): Route(
+            "admin",
+            path_ids={"outbox_id": lambda w: UNKNOWN_IDS[0]},
+            unknown_ids={"outbox_id": UNKNOWN_IDS},
+            body=lambda w: {"reason": "레지스트리 복구 후 재전송"},
+        )
+        for action in ("retry", "cancel")
+    },
     ("POST", "/sync/v1/enroll"): Route(
         "public", body=lambda w: {"enrollment_code": "ZZZZ2345", "model": "sweep-pda", "app_version": "1.0"}
     ),

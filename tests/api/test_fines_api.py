@@ -33,6 +33,7 @@ from server import create_app
 from server.config import Config
 from tests.conftest import free_port
 from tests.support.device import KST, Device, now_kst, staff_token
+from tests.support.outbox import deliver_for
 
 REGISTRY_KEY = "1e91" * 16
 APPROVAL_SECRET = "a99e" * 16
@@ -215,7 +216,7 @@ def forward_callback(client: httpx.Client, sandboxes: Sandboxes, submission_id: 
 
 
 def test_a_parking_and_a_person_case_walk_through_every_stage_and_every_invalid_transition_is_a_409(
-    client, clerk, device, sandboxes, clock, connection
+    app, client, clerk, device, sandboxes, clock, connection
 ):
     api = Api(client, clerk)
     parking_event, person_event = device.issue_parking(), device.issue_person(name="홍길동", rrn="900101-1234560")
@@ -242,9 +243,11 @@ def test_a_parking_and_a_person_case_walk_through_every_stage_and_every_invalid_
         ),
     )
 
-    # 차적조회 → 사전통지 (electronic)
-    report = ok(client.post("/api/v1/owner-lookups", json={"channel": "electronic"}, headers=clerk))
-    assert parking in report["noticed"]
+    # 차적조회 → 사전통지 (electronic): queued in the outbox, asked and applied by the worker's delivery
+    report = ok(client.post("/api/v1/owner-lookups", json={"channel": "electronic"}, headers=clerk), 202)
+    assert parking in report["notices"] and report["queued"] == len(report["notices"])
+    assert api.case(parking)["stage"] == "synced"  # asked, not answered yet
+    assert deliver_for(app).outcomes["registry.lookup:noticed"] >= 1
     case = api.case(parking)
     assert case["stage"] == "advance_noticed" and "*" in case["party"]["name"]
     [advance] = case["documents"]
@@ -273,10 +276,14 @@ def test_a_parking_and_a_person_case_walk_through_every_stage_and_every_invalid_
     # the periods are over: one 일괄 결정결의, approved in e-approval, applied by its signed callback
     clock.advance(20)
     batch = ok(client.post("/api/v1/imposition-batches", json={"jurisdiction": "11110"}, headers=clerk), 201)
-    assert batch["status"] == "submitted" and {parking, person} <= {i["notice_no"] for i in batch["items"]}
+    assert batch["status"] == "submitting" and batch["submission_id"] is None  # its submission is in the outbox
+    assert {parking, person} <= {i["notice_no"] for i in batch["items"]}
     assert to_cancel not in {i["notice_no"] for i in batch["items"]}
     problem(client.post("/api/v1/imposition-batches", json={"jurisdiction": "11110"}, headers=clerk), 409,
             "nothing_to_impose")  # fmt: skip
+    assert deliver_for(app).outcomes == {"approval.submit:submitted": 1}
+    batch = ok(client.get(f"/api/v1/imposition-batches/{batch['id']}", headers=clerk))
+    assert batch["status"] == "submitted" and batch["submission_id"]
     sandboxes.decide(batch["submission_id"])
     path, headers, body = sandboxes.receiver.wait_for(batch["submission_id"])
     forged = {**headers, "X-Approval-Signature": "0" * 64}
@@ -342,13 +349,17 @@ def test_a_parking_and_a_person_case_walk_through_every_stage_and_every_invalid_
     assert "홍길동" not in person_timeline and "900101" not in person_timeline
 
 
-def test_a_clerk_applies_an_approved_batch_through_the_adapters_status(client, clerk, device, sandboxes, clock):
+def test_a_clerk_applies_an_approved_batch_through_the_adapters_status(app, client, clerk, device, sandboxes, clock):
     event = device.issue_person(name="이수정")
     device.push_ok([event])
     clock.advance(20)
     batch = ok(client.post("/api/v1/imposition-batches", json={"jurisdiction": "11110"}, headers=clerk), 201)
+    waiting = ok(client.post(f"/api/v1/imposition-batches/{batch['id']}/refresh", headers=clerk))
+    assert waiting["status"] == "submitting"  # the worker has not submitted it yet: nothing to ask
+    deliver_for(app)
     refreshed = ok(client.post(f"/api/v1/imposition-batches/{batch['id']}/refresh", headers=clerk))
     assert refreshed["status"] == "submitted"  # nothing decided yet
+    batch = refreshed
 
     sandboxes.decide(batch["submission_id"], "reject")
     rejected = ok(client.post(f"/api/v1/imposition-batches/{batch['id']}/refresh", headers=clerk))

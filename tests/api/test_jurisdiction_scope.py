@@ -1,6 +1,7 @@
 """Jurisdiction isolation on every notice route (DESIGN.md §7): a district clerk sees only that district — another
 district's notice is ``not_found``, exactly like a number that was never issued — while the district's own clerk and
-city roles see it. Every notice route in ``/openapi.json`` must be tried here.
+city roles see it. Every notice route in ``/openapi.json`` must be tried here. The outbox (``/api/v1/outbox``) is
+held to the same rule: a district's calls to outside systems are seen and acted on by its own clerks and city staff.
 """
 
 from __future__ import annotations
@@ -141,3 +142,52 @@ def test_a_clerk_sees_the_notices_of_their_own_district_and_no_other(client, iss
     assert list_numbers(client, clerk, plate=PLATE) == [own["notice_no"]]
     items = client.get("/api/v1/notices", params={"limit": 500}, headers=clerk).json()["items"]
     assert {item["jurisdiction"] for item in items} == {"11680"}
+
+
+# --- the outbox (/api/v1/outbox): a district's calls to outside systems are its own ---------------------------------
+
+
+def outbox_rows(client: httpx.Client, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    """Every row the outbox list shows for ``params``, following ``next`` to the end."""
+    rows: list[dict[str, Any]] = []
+    query = {**params, "limit": 500}
+    while True:
+        response = client.get("/api/v1/outbox", params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows += page["items"]
+        if page["next"] is None:
+            return rows
+        query["after"] = page["next"]
+
+
+def test_the_outbox_shows_a_district_its_own_calls_and_city_staff_every_one(client, issued):
+    clerk = bearer(client, "clerk.11110")
+    queued = client.post("/api/v1/owner-lookups", json={"channel": "mail"}, headers=clerk)
+    assert queued.status_code == 202 and issued.parking in queued.json()["notices"]
+    listed = outbox_rows(client, clerk, target="registry")
+    [mine] = [row for row in listed if row["payload"]["notice_no"] == issued.parking]
+    assert (mine["jurisdiction"], mine["status"], mine["operation"]) == ("11110", "pending", "lookup")
+    one = client.get(f"/api/v1/outbox/{mine['id']}", headers=clerk)
+    assert one.status_code == 200 and one.json()["idempotency_key"] == mine["idempotency_key"]
+    assert mine["id"] in {row["id"] for row in outbox_rows(client, bearer(client, "admin"))}
+
+    other = bearer(client, "clerk.11680")
+    assert mine["id"] not in {row["id"] for row in outbox_rows(client, other)}
+    unknown = client.get("/api/v1/outbox/999999999999", headers=other)
+    for method, path, body in (
+        ("GET", f"/api/v1/outbox/{mine['id']}", None),
+        ("POST", f"/api/v1/outbox/{mine['id']}/retry", {"reason": "재전송"}),
+        ("POST", f"/api/v1/outbox/{mine['id']}/cancel", {"reason": "취소"}),
+    ):
+        response = client.request(method, path, json=body, headers=other)
+        # outside the caller's district: the very answer a row that never was gets, no oracle
+        assert response.status_code == 404 and response.json() == unknown.json(), (method, path, response.text)
+    # the clerk of the district may act on it, but only once it is dead
+    refused = client.post(f"/api/v1/outbox/{mine['id']}/retry", json={"reason": "재전송"}, headers=clerk)
+    assert refused.status_code == 409 and refused.json()["code"] == "invalid_transition"
+
+
+def test_an_officer_sees_no_outbox(client):
+    response = client.get("/api/v1/outbox", headers=bearer(client, "officer.11110.1"))
+    assert response.status_code == 403 and response.json()["code"] == "forbidden_role"

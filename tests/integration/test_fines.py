@@ -39,7 +39,8 @@ from sandboxes.launcher import start_approval, start_registry
 from sandboxes.launcher import stop as stop_approval
 from sandboxes.launcher import stop as stop_registry
 from tests.conftest import free_port
-from tests.factories import CIPHER, CLERK, Maker, kst
+from tests.factories import CIPHER, CLERK, FakeRegistry, Maker, kst
+from tests.support.outbox import deliver, look_up_owners, outside
 
 REGISTRY_KEY = "5eed" * 16
 APPROVAL_SECRET = "b0a7" * 16
@@ -183,7 +184,7 @@ def test_owner_lookup_stores_the_owner_encrypted_and_sends_an_advance_notice_wit
     unregistered = make.parking(observed, plate="99가0000")
     now = kst(date(2025, 11, 24), 10)
 
-    report = fines.lookup_owners(db_session, registry, CIPHER, now, jurisdiction="11110")
+    report = look_up_owners(db_session, registry, CIPHER, now, jurisdiction="11110")
 
     assert notice.notice_no in report.noticed and unregistered.notice_no in report.not_registered
     case = case_of(db_session, notice, now)
@@ -213,14 +214,41 @@ def test_owner_lookup_stores_the_owner_encrypted_and_sends_an_advance_notice_wit
     assert (missing.stage, missing.party_enc) == ("synced", None)
     assert "owner_not_found" in [t.what for t in fines.timeline(db_session, unregistered)]
     # a second run finds nothing more to do
-    assert fines.lookup_owners(db_session, registry, CIPHER, now).looked_up == 0
+    assert look_up_owners(db_session, registry, CIPHER, now).queued == []
+
+
+def test_an_owner_answer_for_a_notice_back_in_review_is_not_applied_and_the_owner_is_asked_again_later(
+    db_session, make
+):
+    from models import outbox
+
+    notice = make.parking(kst(date(2025, 11, 20)), plate="23가4567")
+    now = kst(date(2025, 11, 24), 10)
+    asked = fines.request_owner_lookups(db_session, now, jurisdiction="11110")
+    assert notice.notice_no in asked.queued
+    notice.status = notices.UNDER_REVIEW  # a correction flagged it for review before the registry answered
+    db_session.flush()
+
+    report = deliver(db_session, now, outside(CIPHER, registry=FakeRegistry()))
+
+    assert report.outcomes["registry.lookup:stale"] >= 1
+    case = case_of(db_session, notice, now)
+    assert (case.stage, case.party_enc, case.owner_lookup_requested_at) == ("synced", None, None)
+    notice.status = notices.ISSUED  # the clerk confirmed it
+    db_session.flush()
+    again = look_up_owners(db_session, FakeRegistry(), CIPHER, now, jurisdiction="11110")
+    assert notice.notice_no in again.noticed
+    keys = db_session.scalars(
+        select(outbox.OutboxRow.idempotency_key).where(outbox.OutboxRow.payload["notice_no"].astext == notice.notice_no)
+    ).all()
+    assert sorted(keys) == [f"registry.lookup:{notice.notice_no}:1", f"registry.lookup:{notice.notice_no}:2"]
 
 
 def test_the_reduced_price_holds_until_the_later_of_the_slip_and_advance_notice_deadlines(db_session, make, registry):
     observed = kst(date(2025, 11, 20))
     notice = make.parking(observed)
     assert notice.opinion_deadline == date(2025, 12, 4)  # the schedule gives 14 days
-    fines.lookup_owners(db_session, registry, CIPHER, kst(date(2025, 11, 25)))
+    look_up_owners(db_session, registry, CIPHER, kst(date(2025, 11, 25)))
     case = case_of(db_session, notice, kst(date(2025, 11, 25)))
     assert case.reduced_until == date(2025, 12, 9)
 
@@ -234,7 +262,7 @@ def test_the_reduced_price_holds_until_the_later_of_the_slip_and_advance_notice_
 
 def test_a_reduced_payment_after_both_deadlines_is_partial_and_the_case_goes_on(db_session, make, registry):
     notice = make.parking(kst(date(2025, 11, 20)))
-    fines.lookup_owners(db_session, registry, CIPHER, kst(date(2025, 11, 25)))
+    look_up_owners(db_session, registry, CIPHER, kst(date(2025, 11, 25)))
     pay(db_session, notice, 32_000, kst(date(2025, 12, 10)))
     case = case_of(db_session, notice, kst(date(2025, 12, 10)))
     assert (notice.status, case.stage, entries(db_session, notice)) == (
@@ -322,7 +350,7 @@ def test_an_approved_bulk_decision_imposes_through_a_signed_callback_and_adopts_
 ):
     parking = make.parking(kst(date(2025, 9, 1)))
     person = make.person(kst(date(2025, 9, 1)))
-    fines.lookup_owners(db_session, registry, CIPHER, kst(date(2025, 9, 3)), channel="electronic")
+    look_up_owners(db_session, registry, CIPHER, kst(date(2025, 9, 3)), channel="electronic")
     receivable_ids = {n.notice_no: notices.receivable_of(db_session, n.id).id for n in (parking, person)}
     now = kst(date(2025, 10, 1))
 
@@ -572,7 +600,7 @@ def test_a_school_zone_car_notice_is_priced_by_the_schedule_in_force_that_day(db
 
 def test_the_timeline_merges_history_case_events_and_ledger_entries(db_session, make, registry):
     notice = make.parking(kst(date(2025, 11, 20)))
-    fines.lookup_owners(db_session, registry, CIPHER, kst(date(2025, 11, 21)))
+    look_up_owners(db_session, registry, CIPHER, kst(date(2025, 11, 21)))
     pay(db_session, notice, 32_000, kst(date(2025, 11, 22)))
     whats = [(t.source, t.what) for t in fines.timeline(db_session, notice)]
     for expected in (

@@ -1,5 +1,6 @@
 """Payment states forward only (domain and database), raw gateway payloads kept, and the sweep that resolves
-payments left pending, against the real gateway sandbox process and PostgreSQL (DESIGN.md §4)."""
+payments left pending (its status queries and the refunds of late approvals through the outbox), against the real
+gateway sandbox process and PostgreSQL (DESIGN.md §4)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from adapters.gateway import GatewaySettings, HttpGateway
-from models import ledger, notices, payments
+from models import ledger, notices, outbox, payments
 from models.base import Actor
 from sandboxes.launcher import start_gateway as start_sandbox
 from sandboxes.launcher import stop as stop_sandbox
-from services.payments import settle, sweep_payments
+from services.outbox import DeliveryReport
+from services.payments import queue_refund, queue_status_queries, settle
 from tests.conftest import free_port
+from tests.factories import CIPHER
+from tests.support.outbox import deliver, outside
 
 KEY = "7b2e" * 16
 NOTICE_NO = "111102600000012"
@@ -125,6 +129,14 @@ def test_every_status_answer_is_kept_and_a_repeated_answer_posts_once(db_session
     assert all(e.body is not None and e.body["status"] == "approved" and e.body["amount"] == 32000 for e in events)
 
 
+def sweep(
+    db_session, gateway: HttpGateway, now: datetime, abandon_after: timedelta | None = None
+) -> tuple[int, DeliveryReport]:
+    """The job (status queries queued in the outbox), then the worker's delivery of them: (queued, what it did)."""
+    queued = queue_status_queries(db_session, "sandbox", now, SWEEP_AGE, abandon_after=abandon_after)
+    return queued, deliver(db_session, now, outside(CIPHER, gateway=gateway))
+
+
 def test_the_sweep_posts_a_payment_approved_at_the_gateway_whose_callback_was_lost(
     db_session,
     gateway,
@@ -133,20 +145,20 @@ def test_the_sweep_posts_a_payment_approved_at_the_gateway_whose_callback_was_lo
     notice = issue(NOTICE_NO)
     payment = started(db_session, gateway)
     at_gateway(gateway, payment.txn_id, "approve")
-    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE)
-    assert report.outcomes == {"paid": 1} and report.unreachable == 0
+    queued, report = sweep(db_session, gateway, LATER)
+    assert queued == 1 and report.outcomes == {"gateway.query:paid": 1} and report.retried == 0
     assert payment.status == "paid" and notice.status == "paid"
-    assert sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE).asked == 0  # nothing left pending
+    assert sweep(db_session, gateway, LATER)[0] == 0  # nothing left pending
 
 
 def test_the_sweep_closes_a_cancelled_payment_and_leaves_an_open_one_and_a_young_one(db_session, gateway) -> None:
     cancelled = started(db_session, gateway)
     at_gateway(gateway, cancelled.txn_id, "cancel")
     still_open = started(db_session, gateway)
-    young = sweep_payments(db_session, gateway, "sandbox", datetime.now(UTC) - timedelta(hours=1), SWEEP_AGE)
-    assert young.asked == 0  # started less than ten minutes before: not asked yet
-    report = sweep_payments(db_session, gateway, "sandbox", LATER, SWEEP_AGE, abandon_after=timedelta(hours=24))
-    assert report.outcomes == {"failed": 1, "pending": 1}
+    young, _ = sweep(db_session, gateway, datetime.now(UTC) - timedelta(hours=1))
+    assert young == 0  # started less than ten minutes before: not asked yet
+    _, report = sweep(db_session, gateway, LATER, abandon_after=timedelta(hours=24))
+    assert report.outcomes == {"gateway.query:failed": 1, "gateway.query:pending": 1}
     assert (cancelled.status, cancelled.failed_reason, still_open.status) == ("failed", "cancelled", "initiated")
     kinds = {p.txn_id: [e.body["status"] for e in payments.events_of(db_session, "sandbox", p.txn_id) if e.body]
              for p in (cancelled, still_open)}  # fmt: skip
@@ -156,31 +168,47 @@ def test_the_sweep_closes_a_cancelled_payment_and_leaves_an_open_one_and_a_young
 def test_the_sweep_fails_a_payment_abandoned_at_the_gateway_for_longer_than_the_horizon(db_session, gateway) -> None:
     abandoned = started(db_session, gateway)
     day_later = datetime.now(UTC) + timedelta(hours=25)
-    kept = sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE, abandon_after=timedelta(hours=26))
-    assert kept.outcomes == {"pending": 1} and abandoned.status == "initiated"
-    report = sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE, abandon_after=timedelta(hours=24))
-    assert report.outcomes == {"abandoned": 1}
+    _, kept = sweep(db_session, gateway, day_later, abandon_after=timedelta(hours=26))
+    assert kept.outcomes == {"gateway.query:pending": 1} and abandoned.status == "initiated"
+    _, report = sweep(db_session, gateway, day_later, abandon_after=timedelta(hours=24))
+    assert report.outcomes == {"gateway.query:abandoned": 1}
     assert (abandoned.status, abandoned.failed_reason) == ("failed", "abandoned")
-    assert sweep_payments(db_session, gateway, "sandbox", day_later, SWEEP_AGE).asked == 0
-    # the citizen approves after all: the money is real, never posted onto a closed payment but given back at once
+    assert sweep(db_session, gateway, day_later)[0] == 0
+    # the citizen approves after all: the money is real, never posted onto a closed payment but given back: the
+    # refund is queued in the settling transaction, once (its key), and the worker makes it at the gateway
     at_gateway(gateway, abandoned.txn_id, "approve")
     answer = gateway.query(abandoned.txn_id)
-    assert settle(db_session, "sandbox", answer, {}, Actor.system(), day_later) == "approved_after_failed"
-    late = settle(db_session, "sandbox", answer, {}, Actor.system(), day_later, client=gateway)
-    assert late == "refunded_late" and abandoned.status == "failed" and abandoned.receivable_id is None
+    assert settle(db_session, "sandbox", answer, {}, Actor.system(), day_later) == "refund_queued"
+    assert settle(db_session, "sandbox", answer, {}, Actor.system(), day_later) == "refund_queued"
+    assert abandoned.status == "failed" and abandoned.receivable_id is None
+    refunds = deliver(db_session, day_later, outside(CIPHER, gateway=gateway))
+    assert refunds.outcomes == {"gateway.refund:refunded_late": 1}
     after = gateway.query(abandoned.txn_id)
     assert after.status == "cancelled" and after.approved_at is not None  # refunded at the gateway
-    assert settle(db_session, "sandbox", after, {}, Actor.system(), day_later, client=gateway) == "failed"
+    assert settle(db_session, "sandbox", after, {}, Actor.system(), day_later) == "failed"
     assert payments.suspense_total(db_session, NOTICE_NO) == 0
+
+
+def test_a_refund_the_gateway_refuses_is_a_dead_letter_at_once(db_session, gateway) -> None:
+    payment = started(db_session, gateway)  # never approved: the gateway refuses to refund it (409 not_approved)
+    queue_refund(db_session, "sandbox", payment.txn_id, None, LATER)
+    report = deliver(db_session, LATER, outside(CIPHER, gateway=gateway))
+    assert (report.dead, report.retried, report.done) == (1, 0, 0)
+    row = db_session.scalar(select(outbox.OutboxRow).where(outbox.OutboxRow.idempotency_key.like("gateway.refund:%")))
+    assert row is not None and row.status == "dead" and "not_approved" in (row.last_error or "")
+    assert payments.events_of(db_session, "sandbox", payment.txn_id) == []  # the gateway's refusal is no status
 
 
 def test_the_sweep_counts_an_unreachable_gateway_and_leaves_the_payment(db_session) -> None:
     payment = payments.open_payment(db_session, gateway="sandbox", txn_id="t-nowhere", channel="qr", notice_no=None,
                                     amount=1000)  # fmt: skip
     nowhere = HttpGateway(GatewaySettings(f"http://127.0.0.1:{free_port()}", KEY, name="sandbox"))
-    report = sweep_payments(db_session, nowhere, "sandbox", LATER, SWEEP_AGE)
-    assert report.unreachable >= 1 and payment.status == "initiated"
+    _, report = sweep(db_session, nowhere, LATER)
+    assert report.retried == 1 and payment.status == "initiated"
     assert db_session.scalar(select(payments.PaymentEvent).where(payments.PaymentEvent.txn_id == "t-nowhere")) is None
+    row = db_session.scalar(select(outbox.OutboxRow).where(outbox.OutboxRow.stream == "gateway:sandbox:t-nowhere"))
+    assert row is not None and row.status == "pending" and "could not be reached" in (row.last_error or "")
+    assert sweep(db_session, nowhere, LATER)[0] == 0  # still asking: not queued twice
 
 
 def test_a_payment_cancelled_after_approval_is_reversed_and_the_notice_is_payable_again(

@@ -36,6 +36,7 @@ from server import create_app, wiring
 from server.config import Config
 from server.runtime import unit_of_work
 from services import jobs, mailing
+from services.outbox import Outside, deliver_due
 from services.payment_links import LinkSettings, PaymentLinks
 from services.uow import transactions
 from tests.factories import CIPHER, CLERK, FakeRegistry, advance_noticed, kst, maker
@@ -356,14 +357,17 @@ def test_a_job_and_a_print_run_run_through_the_services_with_no_flask_app_at_all
                                 timedelta(minutes=10), timedelta(hours=24))  # fmt: skip
 
     def no_gateway() -> Any:
-        raise AssertionError("the owner lookups ask no gateway")
+        raise AssertionError("the owner lookups ask no gateway and no e-approval")
 
     inputs = jobs.JobInputs(settings, CIPHER, registry=FakeRegistry, gateway=no_gateway)
     lookups = [job for job in jobs.JOBS if job.name == "lookup-owners"]
 
     [outcome] = jobs.run_once(lookups, transactions(sessions), lambda: LOOKED_UP, inputs)
+    systems = Outside(CIPHER, registry=FakeRegistry, approval=no_gateway, gateway=no_gateway)
+    delivered = deliver_due(transactions(sessions), lambda: LOOKED_UP, systems, "test-worker")
 
-    assert outcome.ok and "2 사전통지 sent" in outcome.summary, outcome.summary
+    assert outcome.ok and "2 plates queued" in outcome.summary, outcome.summary
+    assert delivered.outcomes == {"registry.lookup:noticed": 2}, delivered.summary()
     post = SandboxPostal(config.var_dir / "postal")
     room = mailing.Mailroom(
         transactions(sessions), lambda: LOOKED_UP, CIPHER, links, lambda: post, config.var_dir / "print-runs"
