@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
