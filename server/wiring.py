@@ -42,6 +42,8 @@ def mailroom(rt: Runtime, transaction: Transactions | None = None) -> Mailroom:
         links=payment_links(rt),
         postal=rt.postal,
         directory=rt.config.var_dir / "print-runs",
+        chunk=rt.config.print_run_chunk,
+        lease=timedelta(seconds=rt.config.job_lease_seconds),
     )
 
 
@@ -55,4 +57,4 @@ def job_inputs(rt: Runtime) -> JobInputs:
         payment_sweep_after=timedelta(minutes=c.payment_sweep_minutes),
         payment_abandon_after=timedelta(hours=c.payment_abandon_hours),
     )
-    return JobInputs(settings, rt.cipher, registry=rt.registry, gateway=lambda: gateway(rt))
+    return JobInputs(settings, rt.cipher, registry=rt.registry, gateway=lambda: gateway(rt), mailroom=mailroom(rt))

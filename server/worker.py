@@ -1,64 +1,46 @@
-"""The background worker: ``flask --app wsgi worker`` runs the periodic jobs of ``services.jobs`` (DESIGN.md §2):
-the suspense sweep, the owner lookups behind the 사전통지, the business date with the arrears steps and the
-hotlist, feed compaction.
+"""The background worker: ``flask --app wsgi worker`` claims the jobs of ``services.jobs`` from PostgreSQL and runs
+them (DESIGN.md §2, §8): the periodic ones (suspense sweep, payment sweep, owner lookups behind the 사전통지,
+business date with the arrears steps and the hotlist, feed compaction) and the one-off ones (print runs).
 
-Each job runs in its own transaction every ``every``, with no app context: what the jobs need is built from the
-configuration (``server.wiring.job_inputs``). Several workers may run (on several machines): one of them leads,
-holding a PostgreSQL advisory lock on its own connection for as long as it lives; the others wait to take over.
-A job that fails is logged and tried again on its next turn; the others go on.
+Any number of workers may run, on any number of machines: each claims due jobs from the ``jobs`` table with
+``FOR UPDATE SKIP LOCKED`` under a lease (``JINGSU_JOB_LEASE_SECONDS``), so they share the work and a job whose
+worker died is taken over when its lease runs out. No app context: what the jobs need is built from the
+configuration (``server.wiring``). SIGTERM stops the worker after the job at hand; Ctrl-C hands that job back.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Sequence
-
-from sqlalchemy import text
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
 
 from server import wiring
 from server.runtime import Runtime
-from services.jobs import JOBS, Job, Outcome, table
-from services.jobs import run_once as run_jobs
+from services.job_runs import worker_id
+from services.jobs import JOBS, TASKS, Job, Outcome, Worker, table
 from services.uow import transactions
 
-__all__ = ["JOBS", "Job", "Outcome", "run_forever", "run_once", "table"]
-
-log = logging.getLogger("jingsu.worker")
-
-_LEADER_LOCK = 0x4A53_5701  # pg_advisory_lock key of the leading worker
+__all__ = ["JOBS", "TASKS", "Job", "Outcome", "run_forever", "run_once", "table", "worker"]
 
 
-def run_once(rt: Runtime, jobs: Sequence[Job]) -> list[Outcome]:
-    """Run each job once, each in its own transaction; a failure is reported, not raised."""
-    return run_jobs(jobs, transactions(rt.sessions), rt.clock, wiring.job_inputs(rt))
+def worker(rt: Runtime, name: str | None = None) -> Worker:
+    """This process as a worker, named ``name`` (default ``host:pid``)."""
+    return Worker(
+        transaction=transactions(rt.sessions),
+        clock=rt.clock,
+        inputs=wiring.job_inputs(rt),
+        name=name or worker_id(),
+        lease=timedelta(seconds=rt.config.job_lease_seconds),
+    )
+
+
+def run_once(rt: Runtime, jobs: Sequence[Job], name: str | None = None) -> list[Outcome]:
+    """Run each job once, now, recording the runs; a failure is reported, not raised."""
+    return worker(rt, name).run_once([job.name for job in jobs])
 
 
 def run_forever(
-    rt: Runtime, jobs: Sequence[Job], *, tick: float = 5.0, stop: Callable[[], bool] = lambda: False
+    rt: Runtime, names: Sequence[str] | None = None, *, name: str | None = None, stop: threading.Event | None = None
 ) -> None:
-    """Lead (or wait to lead), then run every job when it is due until ``stop()``."""
-    assert rt.engine is not None, "the worker needs its own engine"
-    with rt.engine.connect() as leader:
-        while not leader.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar():
-            leader.commit()
-            if stop():
-                return
-            time.sleep(tick)
-        leader.commit()
-        log.info("worker leads: %s", ", ".join(job.name for job in jobs))
-        try:
-            due = {job.name: 0.0 for job in jobs}
-            while not stop():
-                now = time.monotonic()
-                ready = [job for job in jobs if due[job.name] <= now]
-                for outcome in run_once(rt, ready):
-                    log.info("%s %s: %s (%.2f s)", outcome.job, "ok" if outcome.ok else "FAILED", outcome.summary,
-                             outcome.seconds)  # fmt: skip
-                for job in ready:
-                    due[job.name] = now + job.every.total_seconds()
-                time.sleep(tick)
-        finally:
-            # the connection goes back to the pool, not away: the session-level lock must be let go explicitly
-            leader.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
-            leader.commit()
+    """Claim and run due jobs (of ``names``, default all) until ``stop`` is set."""
+    worker(rt, name).serve(stop or threading.Event(), idle=rt.config.worker_poll_ms / 1000, names=names)

@@ -1,16 +1,22 @@
-"""The worker's periodic jobs (DESIGN.md §2): the suspense sweep, the payment sweep, the owner lookups behind the
-사전통지, the business date with the arrears steps and the hotlist, feed compaction.
+"""The worker's jobs (DESIGN.md §2, §8): the periodic ones — the suspense sweep, the payment sweep, the owner lookups
+behind the 사전통지, the business date with the arrears steps and the hotlist, feed compaction — and the one-off
+ones (``print-run``: a print run started over the API), claimed from PostgreSQL by any number of workers.
 
-Each job is a domain step that is safe to repeat (idempotent), a function of explicit inputs: a session, the time,
-and what it needs (``JobInputs``: the settings, the cipher, the registry and the gateway) — no app, no request.
-``run_once`` runs jobs each in a transaction of its own; a job that fails is reported and the others go on.
-``server.worker`` leads and schedules them; ``flask --app wsgi worker --once`` prints ``table(run_once(…))``.
+Each periodic job is a domain step that is safe to repeat (idempotent), a function of explicit inputs: a session,
+the time, and what it needs (``JobInputs``: the settings, the cipher, the registry, the gateway, the mailroom) — no
+app, no request — run in a transaction of its own; it returns a ``Report`` (one line and its counts). A one-off
+job (``Task``) runs in transactions of its own from its claim (``services.mailing.render_job``).
+
+A ``Worker`` is one worker: it keeps the periodic jobs' rows (``schedule``), claims whichever job is due (``next``;
+``models.jobs.claim_next``: ``FOR UPDATE SKIP LOCKED``, so a second worker takes what the first has not), runs it and
+records the run (``services.job_runs``); ``by_hand`` runs one job now (``flask --app wsgi jobs run NAME``,
+``worker --once``); ``serve`` loops until told to stop. ``table`` and ``listing`` are what the commands print.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,11 +25,18 @@ from sqlalchemy.orm import Session
 
 from adapters.gateway import PaymentGateway
 from adapters.registry import VehicleRegistry
-from models import arrears, feed, fines, payments, suspense
+from models import arrears, feed, fines, jobs, payments, suspense
 from models.base import Actor, Clock
 from models.crypto import PiiCipher
+from models.errors import DomainError
+from models.jobs import Claim, Report
+from protocol.amounts import SEOUL
+from services import mailing
 from services import payments as payment_service
+from services.job_runs import Outcome, run_claimed
 from services.uow import Transactions
+
+__all__ = ["JOBS", "TASKS", "Worker", "Job", "JobInputs", "JobSettings", "Outcome", "Report", "Task", "table"]
 
 log = logging.getLogger("jingsu.worker")
 
@@ -46,49 +59,70 @@ class JobInputs:
     cipher: PiiCipher
     registry: Callable[[], VehicleRegistry]
     gateway: Callable[[], PaymentGateway]
+    mailroom: mailing.Mailroom | None = None  # the print runs' (none: a crew that prints nothing)
 
 
-def compact_feed(session: Session, now: datetime, tombstone_age: timedelta, superseded_age: timedelta) -> str:
+def compact_feed(session: Session, now: datetime, tombstone_age: timedelta, superseded_age: timedelta) -> Report:
     done = feed.compact(session, now, tombstone_age=tombstone_age, superseded_age=superseded_age)
-    return f"{done.superseded} replaced changes, {done.tombstones} tombstones removed; floor {done.feed_floor_id}"
+    return Report(
+        f"{done.superseded} replaced changes, {done.tombstones} tombstones removed; floor {done.feed_floor_id}",
+        {"superseded": done.superseded, "tombstones": done.tombstones, "feed_floor_id": done.feed_floor_id},
+    )
 
 
-def sweep_suspense(session: Session, now: datetime, refund_after: timedelta) -> str:
+def sweep_suspense(session: Session, now: datetime, refund_after: timedelta) -> Report:
     matched = payments.sweep_suspense(session, now)
     due = suspense.refunds_due(session, now, refund_after)
-    return f"{matched} suspense payments matched to notices that arrived; {due} unmatched long enough to refund"
+    return Report(
+        f"{matched} suspense payments matched to notices that arrived; {due} unmatched long enough to refund",
+        {"matched": matched, "refund_due": due},
+    )
 
 
-def sweep_payments(session: Session, now: datetime, client: PaymentGateway, settings: JobSettings) -> str:
-    return payment_service.sweep_payments(
+def sweep_payments(session: Session, now: datetime, client: PaymentGateway, settings: JobSettings) -> Report:
+    report = payment_service.sweep_payments(
         session,
         client,
         settings.gateway_name,
         now,
         settings.payment_sweep_after,
         abandon_after=settings.payment_abandon_after,
-    ).summary()
+    )
+    return Report(report.summary(), {"asked": report.asked, "unreachable": report.unreachable, **report.outcomes})
 
 
-def arrears_steps(session: Session, now: datetime) -> str:
-    return arrears.advance_to_today(session, now, Actor.system()).summary()
+def arrears_steps(session: Session, now: datetime) -> Report:
+    report = arrears.advance_to_today(session, now, Actor.system())
+    counts = {"receivables": report.receivables, "posted": report.posted, "skipped": report.skipped,
+              "amount": report.amount, "defaults": report.defaults}  # fmt: skip
+    return Report(report.summary(), counts)
 
 
-def lookup_owners(session: Session, now: datetime, registry: VehicleRegistry, cipher: PiiCipher) -> str:
+def lookup_owners(session: Session, now: datetime, registry: VehicleRegistry, cipher: PiiCipher) -> Report:
     report = fines.lookup_owners(session, registry, cipher, now)
-    return (
+    return Report(
         f"{report.looked_up} plates looked up, {len(report.noticed)} 사전통지 sent, "
-        f"{len(report.not_registered)} not registered"
+        f"{len(report.not_registered)} not registered",
+        {"looked_up": report.looked_up, "noticed": len(report.noticed), "not_registered": len(report.not_registered)},
     )
 
 
 @dataclass(frozen=True)
 class Job:
-    """A periodic step: ``run`` returns one line saying what it did."""
+    """A periodic step, run every ``every`` in a transaction of its own: ``run`` returns what it did."""
 
     name: str
     every: timedelta
-    run: Callable[[Session, datetime, JobInputs], str]
+    run: Callable[[Session, datetime, JobInputs], Report]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A kind of one-off job: ``run`` does the claimed job in transactions of its own (``progress(n)`` as it goes,
+    for a command that shows it)."""
+
+    name: str
+    run: Callable[[JobInputs, Claim, mailing.Progress | None], Report]
 
 
 JOBS: tuple[Job, ...] = (
@@ -108,27 +142,99 @@ JOBS: tuple[Job, ...] = (
 )
 
 
-@dataclass
-class Outcome:
-    job: str
-    ok: bool
-    summary: str
-    seconds: float
+def _print(inputs: JobInputs, claim: Claim, progress: mailing.Progress | None) -> Report:
+    if inputs.mailroom is None:
+        raise LookupError("this worker was given no mailroom: it cannot print")
+    return mailing.render_job(inputs.mailroom, claim, progress=progress)
 
 
-def run_once(jobs: Sequence[Job], transaction: Transactions, clock: Clock, inputs: JobInputs) -> list[Outcome]:
-    """Run each job once, each in its own transaction; a failure is reported, not raised."""
-    outcomes = []
-    for job in jobs:
-        started = time.perf_counter()
-        try:
-            with transaction() as session:
-                summary = job.run(session, clock(), inputs)
-            outcomes.append(Outcome(job.name, True, summary, time.perf_counter() - started))
-        except Exception as exc:  # one job's failure must not stop the others; it is logged and retried
-            log.exception("job %s failed", job.name)
-            outcomes.append(Outcome(job.name, False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
-    return outcomes
+TASKS: tuple[Task, ...] = (Task(mailing.JOB_NAME, _print),)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker: its name (``host:pid`` by default), the lease it takes on a job, how it opens transactions, the
+    clock the jobs are given (the business clock; leases use the database's) and the jobs' inputs."""
+
+    transaction: Transactions
+    clock: Clock
+    inputs: JobInputs
+    name: str
+    lease: timedelta = timedelta(minutes=5)
+    jobs: Sequence[Job] = JOBS
+    tasks: Sequence[Task] = TASKS
+
+    def names(self) -> list[str]:
+        """Every job this worker can run: the periodic ones, then the kinds of one-off job."""
+        return [job.name for job in self.jobs] + [task.name for task in self.tasks]
+
+    def schedule(self) -> None:
+        """The periodic jobs' rows (``models.jobs.schedule``; safe to repeat)."""
+        with self.transaction() as session:
+            jobs.schedule(session, {job.name: job.every for job in self.jobs})
+
+    def next(self, names: Sequence[str] | None = None) -> Outcome | None:
+        """Claim the job of ``names`` (default: all this worker knows) that has been due longest, run it and record
+        the run; None when nothing is due."""
+        with self.transaction() as session:
+            claim = jobs.claim_next(session, self.name, self.lease, names or self.names())
+        return None if claim is None else self.run(claim)
+
+    def by_hand(self, key: str, *, progress: mailing.Progress | None = None) -> Outcome:
+        """Run the job ``key`` now, due or not, and record the run: a periodic job by its name, a one-off job by its
+        key (``print-run:42``). Raises ``models.errors.NotFound`` (no such job waiting) or ``models.jobs.JobBusy``
+        (another worker runs it now)."""
+        self.schedule()
+        with self.transaction() as session:
+            claim = jobs.take(session, key, self.name, self.lease)
+        return self.run(claim, progress=progress)
+
+    def run(self, claim: Claim, *, progress: mailing.Progress | None = None) -> Outcome:
+        """Run a claimed job and record the run (``services.job_runs.run_claimed``)."""
+        periodic = {job.name: job for job in self.jobs}
+        tasks = {task.name: task for task in self.tasks}
+
+        def body() -> Report:
+            if claim.every is None:
+                return tasks[claim.name].run(self.inputs, claim, progress)
+            with self.transaction() as session:
+                return periodic[claim.name].run(session, self.clock(), self.inputs)
+
+        return run_claimed(self.transaction, claim, body)
+
+    def serve(self, stop: threading.Event, *, idle: float = 1.0, names: Sequence[str] | None = None) -> None:
+        """Claim and run due jobs, one at a time, until ``stop`` is set; wait ``idle`` seconds whenever nothing is
+        due. A database that cannot be reached is logged and waited out (a claimed job's lease runs out meanwhile,
+        and whichever worker claims next runs it again)."""
+        log.info("worker %s runs %s", self.name, ", ".join(names or self.names()))
+        scheduled = False
+        while not stop.is_set():
+            try:
+                if not scheduled:
+                    self.schedule()
+                    scheduled = True
+                outcome = self.next(names)
+            except Exception:
+                log.exception("worker %s could not claim a job", self.name)
+                outcome = None
+            if outcome is None:
+                stop.wait(idle)
+                continue
+            log.info("%s %s: %s (%.2f s)", outcome.job, "ok" if outcome.ok else "FAILED", outcome.summary,
+                     outcome.seconds)  # fmt: skip
+
+    def run_once(self, names: Sequence[str]) -> list[Outcome]:
+        """Run each periodic job of ``names`` now, by hand; one another worker is running is reported, not run."""
+        outcomes = []
+        for name in names:
+            try:
+                outcomes.append(self.by_hand(name))
+            except DomainError as exc:
+                outcomes.append(Outcome(name, False, f"{exc.code}: {exc.detail}", 0.0))
+        return outcomes
+
+
+# --- what the commands print ----------------------------------------------------------------------------------------
 
 
 def table(outcomes: Sequence[Outcome]) -> list[str]:
@@ -136,3 +242,58 @@ def table(outcomes: Sequence[Outcome]) -> list[str]:
     for o in outcomes:
         lines.append(f"{o.job:<18} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>8.2f}  {o.summary}")
     return lines
+
+
+def listing(transaction: Transactions) -> list[str]:
+    """``jobs list``: each periodic job with its last run and when it is due next, then the one-off jobs by kind
+    (how many in each status, and the last run). Times in Korea (KST)."""
+    head = f"{'job':<18} {'every':>5}  {'last start':<14} {'last end':<14} {'result':<7} {'next due':<14} what it did"
+    lines = [head + "  (times KST)", "-" * 110]
+    with transaction() as session:
+        now = jobs.now(session)
+        for line in jobs.periodic_jobs(session):
+            row, last = line.job, line.last
+            if row.status == jobs.RUNNING:
+                due = "running" if row.leased_until and row.leased_until > now else "now (lost)"
+            else:
+                due = "now" if row.run_after <= now else _at(row.run_after)
+            lines.append(f"{row.name:<18} {_span(row.every):>5}  {_run_line(last, due)}")
+        queue = jobs.one_off_jobs(session)
+        if queue:
+            lines += ["", f"{'one-off job':<18} {'queued':>6} {'running':>7} {'done':>6} {'failed':>6}  last run"]
+        for q in queue:
+            counts = " ".join(f"{q.statuses.get(s, 0):>{w}}" for s, w in zip(jobs.STATUSES, (6, 7, 6, 6), strict=True))
+            done = "-" if q.last is None else f"{_result(q.last)} {_at(q.last.started_at)} {_did(q.last)}"
+            lines.append(f"{q.name:<18} {counts}  {done}")
+    return lines
+
+
+def _run_line(last: jobs.JobRun | None, due: str) -> str:
+    if last is None:
+        return f"{'-':<14} {'-':<14} {'-':<7} {due:<14} never ran"
+    end = _at(last.finished_at) if last.finished_at else "-"
+    return f"{_at(last.started_at):<14} {end:<14} {_result(last):<7} {due:<14} {_did(last)}"
+
+
+def _result(run: jobs.JobRun) -> str:
+    if run.ok is None:
+        return "running"
+    return "ok" if run.ok else "FAILED"
+
+
+def _did(run: jobs.JobRun) -> str:
+    if run.ok is None:
+        return f"on worker {run.worker}"
+    return (run.summary or "") if run.ok else (run.error or "")
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(SEOUL).strftime("%m-%d %H:%M:%S")
+
+
+def _span(every: timedelta | None) -> str:
+    seconds = int(every.total_seconds()) if every else 0
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

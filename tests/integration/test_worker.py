@@ -15,7 +15,7 @@ from models.notices import Notice
 from server import create_app
 from server.config import Config
 from server.runtime import Runtime
-from server.worker import _LEADER_LOCK, JOBS, run_forever
+from server.worker import JOBS
 from tests.factories import paid
 
 ON = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
@@ -52,35 +52,3 @@ def test_worker_refuses_an_unknown_job(connection: Connection, test_config: Conf
     app: Flask = create_app(test_config, bind=connection)
     result = app.test_cli_runner().invoke(args=["worker", "--once", "--job", "no-such-job"])
     assert result.exit_code != 0 and "no such job: no-such-job" in result.output
-
-
-def test_only_one_worker_leads_and_another_takes_over_when_it_stops(clone_db, test_config: Config) -> None:
-    url = clone_db()
-    app = create_app(test_config.with_overrides(database_url=url))
-    rt: Runtime = app.extensions["jingsu"]
-    stop = threading.Event()
-    ran: list[str] = []
-
-    def lead() -> None:  # no app context: the worker needs none
-        jobs = [job for job in JOBS if job.name == "sweep-suspense"]
-        run_forever(rt, jobs, tick=0.05, stop=lambda: bool(ran.append("tick")) or stop.is_set())
-
-    leader = threading.Thread(target=lead)
-    leader.start()
-    probe = create_engine(url)
-    try:
-        with probe.connect() as other:
-            deadline = time.monotonic() + 10
-            while len(ran) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert len(ran) >= 3, "the worker never started leading"
-            assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar() is False
-            stop.set()
-            leader.join(timeout=10)
-            assert not leader.is_alive()
-            assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar() is True
-            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
-    finally:
-        probe.dispose()
-        assert rt.engine is not None
-        rt.engine.dispose()
