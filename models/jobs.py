@@ -41,7 +41,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -278,7 +278,7 @@ def let_go(session: Session, claim: Claim, error: str) -> None:
 
 def _last_runs(session: Session, by: Any) -> dict[Any, JobRun]:
     """The newest run of each ``by`` (``JobRun.job_id`` or ``JobRun.name``)."""
-    rows = session.scalars(select(JobRun).distinct(by).order_by(by, JobRun.id.desc()))
+    rows = session.scalars(select(JobRun).ext(distinct_on(by)).order_by(by, JobRun.id.desc()))
     return {getattr(run, by.key): run for run in rows}
 
 

@@ -131,7 +131,7 @@ def jobs_command(app: Flask) -> None:
         periodic = [job.name for job in jobs.JOBS]
         one_off = tuple(f"{task.name}:" for task in jobs.TASKS)
         if name not in periodic and not name.startswith(one_off):
-            raise click.BadParameter(f"no such job: {name} (jobs: {', '.join(periodic)}, or print-run:<id>)")
+            raise click.UsageError(f"no such job: {name} (jobs: {', '.join(periodic)}, or print-run:<run id>)")
         try:
             outcome = worker(_runtime(), worker_id("by-hand")).by_hand(name)
         except DomainError as exc:
