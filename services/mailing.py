@@ -395,9 +395,7 @@ def _part_starts(parts: Path, documents: int) -> list[int]:
     return starts
 
 
-def _documents(
-    session: Session, room: Mailroom, ids: list[int], first: int, pieces: TextIO
-) -> Iterator[PrintDocument]:
+def _documents(session: Session, room: Mailroom, ids: list[int], first: int, pieces: TextIO) -> Iterator[PrintDocument]:
     """The chunk's documents in order, numbered from ``first``, built a slice at a time; each one's manifest line
     goes to ``pieces`` as it goes (one page per document: ``printing.a4`` renders each on one page or refuses it)."""
     book = rules.load_rulebook(session)
@@ -449,9 +447,7 @@ def print_run(
     return print_started(room, run.id, worker, progress=progress)
 
 
-def print_started(
-    room: Mailroom, run_id: int, worker: str, *, progress: Progress | None = None
-) -> print_runs.PrintRun:
+def print_started(room: Mailroom, run_id: int, worker: str, *, progress: Progress | None = None) -> print_runs.PrintRun:
     """Print in this process a run whose job ``start_run(worker=…)`` leased to ``worker``, recording the run as the
     worker records its jobs. The run as it ended: ``printed``, ``failed`` (its ``error`` says why) — or still
     ``printing`` when this process lost the job to a worker (then that worker finishes it)."""

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from flask import Flask
-from sqlalchemy import Connection, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from adapters.postal import parse_manifest
@@ -155,15 +156,26 @@ def queue_runs(env: dict[str, str], count: int, size: int) -> list[int]:
         rt.engine.dispose()
 
 
-def test_two_worker_processes_share_the_queued_print_runs_and_print_each_exactly_once(
-    clone_db: Callable[[], str], tmp_path: Path, workers: Callable[..., WorkerProcess]  # noqa: F811
-) -> None:
+@contextmanager
+def noticed_database(clone_db: Callable[[], str], count: int) -> Iterator[tuple[str, Engine]]:
+    """A database of its own (workers in other processes see what is committed) with ``count`` 사전통지 sent."""
     url = clone_db()
     engine = create_engine(url)
     try:
         with Session(engine) as s:
-            advance_noticed(s, 40)
+            advance_noticed(s, count)
             s.commit()
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+def test_two_worker_processes_share_the_queued_print_runs_and_print_each_exactly_once(
+    clone_db: Callable[[], str],
+    tmp_path: Path,
+    workers: Callable[..., WorkerProcess],  # noqa: F811
+) -> None:
+    with noticed_database(clone_db, 40) as (url, engine):
         env = worker_env(url, tmp_path / "var", JINGSU_WORKER_POLL_MS="50", JINGSU_PRINT_RUN_CHUNK="2")
         first, second = (workers(env, name, jobs=["print-run"]) for name in ("w1", "w2"))
         for w in (first, second):
@@ -196,8 +208,6 @@ def test_two_worker_processes_share_the_queued_print_runs_and_print_each_exactly
                 done = s.get(print_runs.PrintRun, run_id)
                 assert done is not None and done.manifest_path
                 assert parse_manifest(Path(done.manifest_path).read_bytes()).total_pages == 5
-    finally:
-        engine.dispose()
 
 
 def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease_ran_out(
@@ -206,12 +216,7 @@ def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease
     workers: Callable[..., WorkerProcess],  # noqa: F811
     live_server: Callable[..., LiveServer],
 ) -> None:
-    url = clone_db()
-    engine = create_engine(url)
-    try:
-        with Session(engine) as s:
-            advance_noticed(s, 12)
-            s.commit()
+    with noticed_database(clone_db, 12) as (url, engine):
         env = worker_env(url, tmp_path / "var", JINGSU_JOB_LEASE_SECONDS="2", JINGSU_WORKER_POLL_MS="50",
                          JINGSU_PRINT_RUN_CHUNK="3")  # fmt: skip
         [run_id] = queue_runs(env, 1, 12)
@@ -272,6 +277,3 @@ def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease
             assert s.scalar(select(func.count()).where(account.receivable_id == receivable_id)) == 1
             item = print_runs.PrintRunItem
             assert s.scalar(select(func.count()).where(item.run_id == run_id, item.printed_at.is_not(None))) == 12
-    finally:
-        engine.dispose()
-
