@@ -107,7 +107,10 @@ def worker_command(app: Flask) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the job at hand, then stop
-        run_forever(rt, list(names) or None, name=worker_id, stop=stop)
+        try:
+            run_forever(rt, list(names) or None, name=worker_id, stop=stop)
+        except KeyboardInterrupt:  # Ctrl-C (make run): the job at hand was handed back
+            click.echo("worker stopped")
 
 
 def jobs_command(app: Flask) -> None:

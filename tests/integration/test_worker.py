@@ -220,15 +220,24 @@ def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease
         env = worker_env(url, tmp_path / "var", JINGSU_JOB_LEASE_SECONDS="2", JINGSU_WORKER_POLL_MS="50",
                          JINGSU_PRINT_RUN_CHUNK="3")  # fmt: skip
         [run_id] = queue_runs(env, 1, 12)
-        # hold up the 8th document (the third chunk): its virtual account is being issued in a transaction of ours,
-        # so the worker's issuing it waits — with two chunks committed and its lease live
-        blocker = Session(engine)
-        eighth = blocker.get(FineDocument, print_runs.claimed_document_ids(blocker, run_id)[7])
-        assert eighth is not None
-        receivable = receivable_of(blocker, eighth.notice_id)
-        assert receivable is not None
-        payment_refs.account_for(blocker, receivable, payment_refs.Bank("088", "신한은행", "5620"))
-        receivable_id = receivable.id
+        # hold up the 7th document (the third chunk's first): the first six have their virtual accounts already, the
+        # seventh's the worker must issue, and the table is locked against inserts by a transaction of ours (a
+        # table lock takes no transaction id, so no other database's change feed waits for it) — so the worker waits
+        # there with two chunks committed and its lease live
+        with Session(engine) as s:
+            bank = payment_refs.Bank("088", "신한은행", "5620")
+            receivables = []
+            for document_id in print_runs.claimed_document_ids(s, run_id)[:7]:
+                document = s.get(FineDocument, document_id)
+                receivables.append(receivable_of(s, document.notice_id) if document else None)
+            for receivable in receivables[:6]:
+                assert receivable is not None
+                payment_refs.account_for(s, receivable, bank)
+            s.commit()
+            assert receivables[6] is not None
+            seventh = receivables[6].id
+        blocker = engine.connect()
+        blocker.execute(text("LOCK TABLE virtual_accounts IN SHARE MODE"))
 
         doomed = workers(env, "doomed", jobs=["print-run"])
 
@@ -238,7 +247,7 @@ def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease
                     "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
                     " AND query ILIKE 'INSERT INTO virtual_accounts%'")).scalar())  # fmt: skip
 
-        until("the worker to wait at the 8th document", waiting)
+        until("the worker to wait at the 7th document", waiting)
         server = live_server(db_url=url)
         with httpx.Client(base_url=server.url) as client:
             token = staff_token(client, "clerk.11110")
@@ -274,6 +283,6 @@ def test_a_worker_killed_holding_a_print_runs_lease_is_taken_over_once_the_lease
             assert finished.started_at >= lease_ran_out  # taken over only once the lease had run out
             assert finished.counts == {"documents": 12, "pages": 12, "resumed_at": 6}  # the first six not redone
             account = payment_refs.VirtualAccount
-            assert s.scalar(select(func.count()).where(account.receivable_id == receivable_id)) == 1
+            assert s.scalar(select(func.count()).where(account.receivable_id == seventh)) == 1
             item = print_runs.PrintRunItem
             assert s.scalar(select(func.count()).where(item.run_id == run_id, item.printed_at.is_not(None))) == 12
