@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from models.base import Actor, Scope
 from models.fines.tables import ADVANCE_NOTICE, FineDocument
 from models.notices import Notice, receivable_of
 from server import create_app, wiring
-from server.config import Config
+from server.config import ROOT, Config
 from server.runtime import Runtime
 from server.worker import JOBS
 from services import mailing
@@ -190,6 +192,11 @@ def test_two_worker_processes_share_the_queued_print_runs_and_print_each_exactly
 
         until("the eight runs printed", all_printed, timeout=120)
         assert first.stop() == 0 and second.stop() == 0  # SIGTERM: each stops between jobs
+        listed = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "list"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        [one_off] = [line.split() for line in listed.stdout.splitlines() if line.startswith("print-run")]
+        assert one_off[:5] == ["print-run", "0", "0", "8", "0"] and one_off[5] == "ok", listed.stdout
         with Session(engine) as s:
             by_worker: dict[str, int] = {}
             for run_id in ids:
