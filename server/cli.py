@@ -121,10 +121,9 @@ def jobs_command(app: Flask) -> None:
     @jobs_group.command("list", with_appcontext=False)
     def list_jobs() -> None:
         """A table of the periodic jobs (last run, result, next due) and of the one-off jobs by kind."""
-        rt = _runtime()
-        with_rows = worker(rt)
-        with_rows.schedule()
-        for line in jobs.listing(with_rows.transaction):
+        me = worker(_runtime())
+        me.schedule()  # every periodic job listed, run or not
+        for line in jobs.listing(me.transaction):
             click.echo(line)
 
     @jobs_group.command("run", with_appcontext=False)
