@@ -8,19 +8,20 @@ go by mail, have an addressee, belong to a case still open, and were never taken
 over the same selection each get a disjoint share (the second waits for the first's commit, then skips what it
 took), and a rerun of a selection already printed takes nothing.
 
-The life of a run: ``claim_documents`` (committed at once, status ``claimed``; ``empty`` when it took nothing) →
-the caller renders the PDF and the manifest and hands them to the post, holding the run's row locked →
-``record_printed`` (each item's pages and ``printed_at``; status ``printed``), or ``release`` on any failure (the
-items are deleted so a later run takes the documents again; status ``failed``). A run whose process died while
-``claimed`` is given back by the next run of its jurisdiction (``release_abandoned``). Downloads of a run's files,
-which carry names and addresses, are logged by ``record_export`` (append-only).
+The life of a run: ``claim_documents`` (committed at once with the job that prints it, status ``claimed``;
+``empty`` when it took nothing) → a worker (``services.mailing``) renders it a chunk at a time, each chunk's PDF
+part committed with the cursor ``rendered`` (status ``printing``), so a run whose worker died is resumed where it
+stopped → the parts merged, the PDF and the manifest handed to the post, ``record_printed`` (each item's pages and
+``printed_at``; status ``printed``), or ``release`` on a failure (the items are deleted so a later run takes the
+documents again; status ``failed``). Downloads of a run's files, which carry names and addresses, are logged by
+``record_export`` (append-only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -46,9 +47,8 @@ from models.errors import InvalidInput, NotFound
 from models.fines.tables import ADVANCE_NOTICE, ENDED, IMPOSITION_NOTICE, MAIL, FineCase, FineDocument
 
 KINDS = (ADVANCE_NOTICE, IMPOSITION_NOTICE)
-CLAIMED, PRINTED, EMPTY, FAILED = "claimed", "printed", "empty", "failed"
+CLAIMED, PRINTING, PRINTED, EMPTY, FAILED = "claimed", "printing", "printed", "empty", "failed"
 EXPORT_PDF, EXPORT_MANIFEST = "pdf", "manifest"
-ABANDONED_AFTER = timedelta(minutes=30)  # a claimed run nobody holds locked this long is given back
 MAX_RUN = 20_000  # documents per run: one merged PDF of ~12 KB a page at its peak (printing/a4.py)
 
 
@@ -69,6 +69,7 @@ class PrintRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     documents: Mapped[int] = mapped_column(Integer, default=0)
     pages: Mapped[int] = mapped_column(Integer, default=0)
+    rendered: Mapped[int] = mapped_column(Integer, default=0)  # the cursor: documents 1..rendered are in PDF parts
     pdf_path: Mapped[str | None] = mapped_column(Text)
     manifest_path: Mapped[str | None] = mapped_column(Text)
     postal_name: Mapped[str | None] = mapped_column(String(30))
@@ -167,7 +168,6 @@ def claim_documents(session: Session, selection: PrintSelection, scope: Scope, a
     run sees them taken). Items are numbered 1..n in document order. Status ``claimed``, or ``empty`` (finished)
     when nothing was left to take. Raises like ``check_selection``."""
     check_selection(selection, scope)
-    release_abandoned(session, selection.jurisdiction, now)
     run = PrintRun(
         jurisdiction=selection.jurisdiction,
         kind=selection.kind,
@@ -179,6 +179,7 @@ def claim_documents(session: Session, selection: PrintSelection, scope: Scope, a
         created_at=now,
         documents=0,
         pages=0,
+        rendered=0,
     )
     session.add(run)
     session.flush()
@@ -212,13 +213,10 @@ def claim_documents(session: Session, selection: PrintSelection, scope: Scope, a
     return run
 
 
-def claimed_document_ids(session: Session, run_id: int) -> list[int]:
-    """The documents a run took, in print order."""
-    return list(
-        session.scalars(
-            select(PrintRunItem.document_id).where(PrintRunItem.run_id == run_id).order_by(PrintRunItem.seq)
-        )
-    )
+def claimed_document_ids(session: Session, run_id: int, *, after: int = 0, limit: int | None = None) -> list[int]:
+    """The documents a run took, in print order; ``after``, ``limit``: a chunk of them (``seq > after``)."""
+    stmt = select(PrintRunItem.document_id).where(PrintRunItem.run_id == run_id, PrintRunItem.seq > after)
+    return list(session.scalars(stmt.order_by(PrintRunItem.seq).limit(limit)))
 
 
 def record_printed(
@@ -257,27 +255,14 @@ def record_printed(
 
 
 def release(session: Session, run_id: int, error: str, now: datetime) -> None:
-    """A run that could not finish gives its documents back (a later run takes them) and is marked ``failed``."""
-    session.execute(delete(PrintRunItem).where(PrintRunItem.run_id == run_id))
+    """A run that could not finish gives its documents back (a later run takes them) and is marked ``failed``; one
+    already printed stays as it is."""
     run = session.get(PrintRun, run_id, with_for_update=True)
-    if run is not None:
-        run.status, run.finished_at, run.error, run.documents = FAILED, now, error[:2000], 0
+    if run is None or run.status == PRINTED:
+        return
+    session.execute(delete(PrintRunItem).where(PrintRunItem.run_id == run_id))
+    run.status, run.finished_at, run.error, run.documents, run.rendered = FAILED, now, error[:2000], 0, 0
     session.flush()
-
-
-def release_abandoned(session: Session, jurisdiction: str, now: datetime, *, age: timedelta = ABANDONED_AFTER) -> int:
-    """Give back the documents of runs left ``claimed`` by a process that died (a printing run holds its run row
-    locked, so a ``claimed`` row older than ``age`` that is not locked has nobody printing it); the count."""
-    stale = list(
-        session.scalars(
-            select(PrintRun)
-            .where(PrintRun.jurisdiction == jurisdiction, PrintRun.status == CLAIMED, PrintRun.created_at < now - age)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for run in stale:
-        release(session, run.id, "abandoned: the process printing it stopped before it finished", now)
-    return len(stale)
 
 
 def get_run(session: Session, scope: Scope, run_id: int) -> PrintRun:

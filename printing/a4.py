@@ -30,7 +30,8 @@ Memory: documents are consumed one at a time from any iterable (a generator from
 inputs are never all in memory. reportlab writes the file only at the end, so a run still grows with its *output*:
 each finished page is deflated at once (``_compress_last_page``, ~4 KB) and the whole run costs ~12 KB a page at
 its peak (``bench/print.py`` measures it: ~120 MB for 10,000 notices). ``write_documents_pdf`` writes to a file
-object; a print run far larger than that should be split into several files by its caller.
+object; a print run far larger than that should be split into several files by its caller. ``merge_pdfs`` joins
+such parts into one file (``pypdf``; each part keeps its own font subset, a few tens of KB a part).
 
 PNG previews rasterise the same PDF page with PDFium (``pypdfium2``): the preview is exactly what prints.
 """
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pypdfium2 as pdfium
+from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream, PDFZCompress
@@ -164,6 +166,21 @@ def write_documents_pdf(
         raise ValueError("no documents to render")
     canvas.save()
     return count
+
+
+def merge_pdfs(parts: Iterable[Path], out: BinaryIO) -> int:
+    """Write the pages of ``parts``, in order, as one PDF to ``out`` (the first part's title and creator); returns
+    the page count. Raises ``ValueError`` when there are no pages."""
+    writer = PdfWriter()
+    for part in parts:
+        reader = PdfReader(part)
+        if not len(writer.pages) and reader.metadata:
+            writer.add_metadata({k: v for k, v in reader.metadata.items() if k in ("/Title", "/Creator")})
+        writer.append(reader)
+    if not len(writer.pages):
+        raise ValueError("no pages to merge")
+    writer.write(out)
+    return len(writer.pages)
 
 
 def render_document_png(

@@ -18,9 +18,10 @@ from models.base import Actor, Scope
 from models.errors import DomainError
 from server import wiring
 from server.runtime import Runtime, runtime
-from server.worker import deliver, run_forever, run_once, worker_id
+from server.worker import deliver, run_forever, run_once, worker
 from services import jobs, mailing
 from services import outbox as outbox_service
+from services.job_runs import worker_id
 from services.uow import transactions
 
 
@@ -57,6 +58,7 @@ def register(app: Flask) -> None:
 
     compact_feed_command(app)
     worker_command(app)
+    jobs_command(app)
     outbox_command(app)
     print_run_command(app)
     from server.api.treasury import treasury_command
@@ -88,26 +90,67 @@ def compact_feed_command(app: Flask) -> None:
 
 def worker_command(app: Flask) -> None:
     @app.cli.command("worker", with_appcontext=False)
-    @click.option("--once", is_flag=True, help="run every job once, print what each did, and exit")
-    @click.option("--job", "names", multiple=True, help="only these jobs (repeatable)")
-    @click.option("--tick", type=click.FloatRange(0.01, 3600), default=5.0, help="seconds between rounds")
-    def worker(once: bool, names: tuple[str, ...], tick: float) -> None:
-        """Run the periodic jobs (suspense sweep, feed compaction …); one worker leads, others stand by."""
-        unknown = set(names) - {job.name for job in jobs.JOBS}
+    @click.option("--once", is_flag=True, help="run every periodic job once now, print what each did, and exit")
+    @click.option("--job", "names", multiple=True, help="only these jobs (repeatable; e.g. print-run)")
+    @click.option("--worker-id", help="this worker's name in the leases and runs (default host:pid)")
+    @click.option("--tick", type=click.FloatRange(0.01, 3600), help="seconds to wait when nothing is due "
+                  "(default JINGSU_WORKER_POLL_MS)")  # fmt: skip
+    def worker(once: bool, names: tuple[str, ...], worker_id: str | None, tick: float | None) -> None:
+        """Claim and run due jobs (periodic sweeps, print runs …) with any other workers, until stopped."""
+        rt = _runtime()
+        known = [job.name for job in jobs.JOBS] + ([] if once else [task.name for task in jobs.TASKS])
+        unknown = set(names) - set(known)
         if unknown:
             raise click.BadParameter(f"no such job: {', '.join(sorted(unknown))}", param_hint="--job")
-        chosen = [job for job in jobs.JOBS if not names or job.name in names]
         if once:
-            outcomes = run_once(_runtime(), chosen)
+            outcomes = run_once(rt, [job for job in jobs.JOBS if not names or job.name in names], worker_id)
             for line in jobs.table(outcomes):
                 click.echo(line)
             if not all(o.ok for o in outcomes):
                 raise SystemExit(1)
             return
         import logging
+        import signal
+        import threading
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        run_forever(_runtime(), chosen, tick=tick)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the job at hand, then stop
+        try:
+            run_forever(rt, list(names) or None, name=worker_id, stop=stop, tick=tick)
+        except KeyboardInterrupt:  # Ctrl-C (make run): the job at hand was handed back
+            click.echo("worker stopped")
+
+
+def jobs_command(app: Flask) -> None:
+    @app.cli.group("jobs")
+    def jobs_group() -> None:
+        """The worker's jobs: their last runs, and running one by hand."""
+
+    @jobs_group.command("list", with_appcontext=False)
+    def list_jobs() -> None:
+        """A table of the periodic jobs (last run, result, next due) and of the one-off jobs by kind."""
+        me = worker(_runtime())
+        me.schedule()  # every periodic job listed, run or not
+        for line in jobs.listing(me.transaction):
+            click.echo(line)
+
+    @jobs_group.command("run", with_appcontext=False)
+    @click.argument("name")
+    def run_job(name: str) -> None:
+        """Run job NAME now (a periodic job's name, or a one-off job's key such as print-run:42) and record it."""
+        periodic = [job.name for job in jobs.JOBS]
+        one_off = tuple(f"{task.name}:" for task in jobs.TASKS)
+        if name not in periodic and not name.startswith(one_off):
+            raise click.UsageError(f"no such job: {name} (jobs: {', '.join(periodic)}, or print-run:<run id>)")
+        try:
+            outcome = worker(_runtime(), worker_id("by-hand")).by_hand(name)
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+        for line in jobs.table([outcome]):
+            click.echo(line)
+        if not outcome.ok:
+            raise SystemExit(1)
 
 
 def outbox_command(app: Flask) -> None:
@@ -120,9 +163,9 @@ def outbox_command(app: Flask) -> None:
     @click.option("--tick", type=click.FloatRange(0.01, 3600), default=1.0, help="seconds between rounds")
     def deliver_command(once: bool, tick: float) -> None:
         """Deliver due rows (what the worker does every tick), once or until interrupted."""
-        rt, worker = _runtime(), worker_id()
+        rt, me = _runtime(), worker_id("outbox")
         while True:
-            report = deliver(rt, worker)
+            report = deliver(rt, me)
             if once:
                 click.echo(report.summary() if report is not None else "delivery failed (see the log)")
                 raise SystemExit(0 if report is not None else 1)
@@ -164,7 +207,8 @@ def print_run_command(app: Flask) -> None:
     def print_run_cli(
         kind: str, jurisdiction: str, issued_from: datetime | None, issued_to: datetime | None, limit: int | None
     ) -> None:
-        """Print the mailed documents no run has printed yet into one PDF and an e-그린우편 manifest."""
+        """Print the mailed documents no run has printed yet into one PDF and an e-그린우편 manifest, here and now
+        (a worker takes the run over should this command stop)."""
         selection = print_runs.PrintSelection(
             kind=kind,
             jurisdiction=jurisdiction,
@@ -173,22 +217,25 @@ def print_run_command(app: Flask) -> None:
             limit=limit,
         )
         room = wiring.mailroom(_runtime())
+        me = worker_id("print-run")
         try:
-            run = mailing.start_run(room, selection, Scope.everything(), Actor(label="cli:print-run"))
-            if run.status == print_runs.CLAIMED:
-                with click.progressbar(length=run.documents, label=f"print run {run.id}") as bar:
-                    done = 0
-
-                    def advance(n: int) -> None:
-                        nonlocal done
-                        bar.update(n - done)
-                        done = n
-
-                    run = mailing.finish_run(room, run.id, progress=advance)
+            run = mailing.start_run(room, selection, Scope.everything(), Actor(label="cli:print-run"), worker=me)
         except DomainError as exc:
             raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+        if run.status == print_runs.CLAIMED:
+            with click.progressbar(length=run.documents, label=f"print run {run.id}") as bar:
+                done = 0
+
+                def advance(n: int) -> None:
+                    nonlocal done
+                    bar.update(n - done)
+                    done = n
+
+                run = mailing.print_started(room, run.id, me, progress=advance)
         for line in mailing.run_table(run):
             click.echo(line)
+        if run.status == print_runs.FAILED:
+            raise SystemExit(1)
 
 
 def load_demo_and_describe(rt: Runtime | None = None) -> list[str]:

@@ -118,6 +118,11 @@ class Config:
     printer_width_mm: int = 80
     pull_default_limit: int = 500
     pull_max_limit: int = 1000
+    # the worker (server/worker.py): a claimed job's lease, renewed as a long job goes (a worker that died holds a
+    # job this long at most); how often an idle worker asks for due jobs; the documents of a print run per chunk
+    job_lease_seconds: int = 300
+    worker_poll_ms: int = 1000
+    print_run_chunk: int = 200
     # evidence photos (PROTOCOL.md §4): files under evidence_dir (default <var_dir>/evidence), at most this size
     evidence_dir: Path = ROOT / "var" / "evidence"
     max_attachment_bytes: int = 5 * 1024 * 1024

@@ -44,6 +44,8 @@ def mailroom(rt: Runtime, transaction: Transactions | None = None) -> Mailroom:
         links=payment_links(rt),
         postal=rt.postal,
         directory=rt.config.var_dir / "print-runs",
+        chunk=rt.config.print_run_chunk,
+        lease=timedelta(seconds=rt.config.job_lease_seconds),
     )
 
 
@@ -58,7 +60,7 @@ def job_inputs(rt: Runtime) -> JobInputs:
         payment_abandon_after=timedelta(hours=c.payment_abandon_hours),
         outbox_keep=timedelta(days=c.outbox_keep_days),
     )
-    return JobInputs(settings, rt.cipher, registry=rt.registry, gateway=lambda: gateway(rt))
+    return JobInputs(settings, rt.cipher, mailroom=mailroom(rt))
 
 
 def outside(rt: Runtime) -> Outside:

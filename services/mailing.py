@@ -1,45 +1,56 @@
 """Bulk print runs (issue 6): mailed documents from the database into one merged A4 PDF and an e-그린우편 manifest,
-handed to the postal service.
+handed to the postal service — rendered by the worker (issue 12), a chunk at a time.
 
-``start_run`` takes the documents (``models.print_runs.claim_documents``) and commits, so a concurrent run sees them
-taken; ``finish_run`` builds each document from its ``fine_documents`` row (addressee decrypted only here, payment
-details from ``services.payment_links``), streams the pages into ``<var_dir>/print-runs/<run id>/notices.pdf`` while
-it writes ``manifest.txt`` line by line, submits both to the postal adapter and records every item's pages and
-``printed_at``. Any failure gives the documents back (``release``) and removes the run's files. ``print_run``
-does both; the ``flask --app wsgi print-run`` command shows a progress bar between them.
+``start_run`` takes the documents (``models.print_runs.claim_documents``) and queues the one-off job ``print-run``
+that prints them (``models.jobs``), in one transaction, so a concurrent run sees them taken and no run is left
+without its job; the API answers at once. ``finish_run`` is that job: it builds each document from its
+``fine_documents`` row (addressee decrypted only here, payment details from ``services.payment_links``) and renders
+``chunk`` documents at a time into a PDF part and their manifest lines under ``<var_dir>/print-runs/<run id>/parts``,
+each part committed with the run's cursor (``rendered``: the progress ``GET /api/v1/print-runs/<id>`` shows). A run
+whose worker died is taken over by another worker when the job's lease runs out and resumed at its cursor. At the
+end the parts are merged into ``notices.pdf`` (``printing.a4.merge_pdfs``) beside ``manifest.txt``, both are
+submitted to the postal adapter (``_hand_over``) and every item's pages and ``printed_at`` recorded. A failure gives
+the documents back (``release``) and removes the run's files. ``print_run`` does it all in this process (the
+``flask --app wsgi print-run`` command, with its progress bar, and the tests), recorded as the worker records it.
 
 What a run needs comes in a ``Mailroom`` (transactions, clock, cipher, payment links, the postal service, the
-directory of the runs' files), built by the caller: the API handler, the command, a test.
+directory of the runs' files, the chunk size and the lease), built by the caller: the worker, the API handler, the
+command, a test.
 
-Memory: documents are built one at a time from chunks of ids, and the PDF goes to a file (``printing.a4`` keeps
-each finished page deflated, ~12 KB a page, until it writes the file); the manifest is written as it goes.
+Memory: documents are built one at a time from slices of ids, and each part's PDF goes to a file (``printing.a4``
+keeps a part's finished pages deflated, ~12 KB a page, until it writes the file); merging holds the whole PDF once
+(``pypdf``), as one render did before.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.postal import MailPiece, ManifestHeader, ManifestWriter, PostalService
-from models import print_runs, rules
+from models import jobs, print_runs, rules
 from models.base import Actor, Clock, Scope
 from models.crypto import PiiCipher
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineCase, FineDocument
 from models.jurisdictions import Jurisdiction
 from models.notices import Notice
 from models.rules.rows import HARDSHIP_REDUCTION
-from printing.a4 import write_documents_pdf
+from printing.a4 import merge_pdfs, write_documents_pdf
 from printing.documents import Addressee, AdvanceNotice, Authority, Facts, ImpositionNotice
 from protocol import seoul_date
+from services.job_runs import run_claimed, worker_id
 from services.payment_links import PaymentLinks
 from services.uow import Transactions
 
@@ -47,7 +58,11 @@ log = logging.getLogger(__name__)
 
 PDF_NAME = "notices.pdf"
 MANIFEST_NAME = "manifest.txt"
-CHUNK = 200  # documents loaded per query while rendering
+CHUNK = 200  # documents rendered into one PDF part and committed with the cursor (JINGSU_PRINT_RUN_CHUNK)
+QUERY_SLICE = 200  # documents loaded per query while rendering
+PARTS, PART_PDF, PART_LINES = "parts", ".pdf", ".jsonl"  # parts/<first document, 6 digits>.pdf and .jsonl
+JOB_NAME = "print-run"
+MAX_ATTEMPTS = 5  # a run whose workers died this many times (e.g. out of memory) fails and gives its documents back
 DOCUMENT_PREFIX = {ADVANCE_NOTICE: "사전통지", IMPOSITION_NOTICE: "부과"}
 
 Progress = Callable[[int], None]
@@ -66,14 +81,17 @@ class Printable:
 @dataclass(frozen=True)
 class Mailroom:
     """What a print run needs: transactions to commit in, the clock, the cipher of the addressees, the payment
-    details of each document, the post, and the directory each run's files go under (``<var_dir>/print-runs``)."""
+    details of each document, the post, the directory each run's files go under (``<var_dir>/print-runs``), the
+    documents a chunk and the lease of the job printing it (renewed at each chunk)."""
 
     transaction: Transactions
     clock: Clock
     cipher: PiiCipher
     links: PaymentLinks
-    postal: Callable[[], PostalService]  # built when a run is rendered
+    postal: Callable[[], PostalService]  # built when a run is posted
     directory: Path
+    chunk: int = CHUNK
+    lease: timedelta = timedelta(minutes=5)
 
     def run_dir(self, run_id: int) -> Path:
         return self.directory / str(run_id)
@@ -209,79 +227,182 @@ def printable_of(session: Session, links: PaymentLinks, document_id: int, cipher
 # --- running a run --------------------------------------------------------------------------------------------------
 
 
-def start_run(room: Mailroom, selection: print_runs.PrintSelection, scope: Scope, actor: Actor) -> print_runs.PrintRun:
-    """Take the selection's unprinted documents in a run of their own and commit (status ``claimed``, or ``empty``).
+def job_key(run_id: int) -> str:
+    """The key of the one-off job that prints run ``run_id`` (``models.jobs``)."""
+    return f"{JOB_NAME}:{run_id}"
+
+
+def start_run(
+    room: Mailroom, selection: print_runs.PrintSelection, scope: Scope, actor: Actor, *, worker: str | None = None
+) -> print_runs.PrintRun:
+    """Take the selection's unprinted documents in a run of their own and queue the job that prints it, in one
+    transaction (status ``claimed``, or ``empty``). ``worker``: the job is leased to it at once (it prints the run
+    itself, as ``print_run`` does); otherwise any worker takes it.
 
     Raises ``models.errors.InvalidInput`` / ``NotFound`` for a bad selection."""
     with room.transaction() as session:
-        return print_runs.claim_documents(session, selection, scope, actor, room.clock())
+        run = print_runs.claim_documents(session, selection, scope, actor, room.clock())
+        if run.status == print_runs.CLAIMED:
+            jobs.enqueue(session, JOB_NAME, job_key(run.id), {"run_id": run.id}, leased_to=worker, lease=room.lease)
+        return run
 
 
-def finish_run(room: Mailroom, run_id: int, *, progress: Progress | None = None) -> print_runs.PrintRun:
-    """Render a claimed run into its PDF and manifest, submit them to the post, record each item printed.
+def take_run(room: Mailroom, run_id: int, worker: str) -> jobs.Claim:
+    """Claim the job of run ``run_id`` for ``worker`` now (raises like ``models.jobs.take``)."""
+    with room.transaction() as session:
+        return jobs.take(session, job_key(run_id), worker, room.lease)
 
-    ``progress(n)`` after the n-th document. On any error the run is ``failed``, its documents are given back and
-    its files removed; the error is raised again."""
-    service = room.postal()
-    directory = room.run_dir(run_id)
+
+def finish_run(room: Mailroom, claim: jobs.Claim, *, progress: Progress | None = None) -> print_runs.PrintRun:
+    """The job of a claimed run: render its documents a chunk at a time, each chunk's PDF part and manifest lines
+    committed with the run's cursor (``rendered``), then merge the parts, submit the PDF and the manifest to the
+    post and record each item printed. Resumes at the cursor a run an earlier worker left; a run already printed
+    (or failed) is returned as it is.
+
+    ``progress(n)`` after the n-th document. Every step holds the job's lease (``models.jobs.hold``): when another
+    worker has taken the job over, ``LeaseLost`` is raised and the run left to it. On any other error the run is
+    ``failed``, its documents are given back and its files removed; the error is raised again."""
+    run_id = int(claim.payload["run_id"])
     try:
-        with room.transaction() as session:
-            run = session.get(print_runs.PrintRun, run_id, with_for_update=True)
-            if run is None or run.status != print_runs.CLAIMED:
-                raise LookupError(f"print run {run_id} is not waiting to be printed")
-            ids = print_runs.claimed_document_ids(session, run_id)
-            directory.mkdir(parents=True, exist_ok=True)
-            pdf_path, manifest_path = directory / PDF_NAME, directory / MANIFEST_NAME
-            authority = authority_of(session, run.jurisdiction)
-            header = ManifestHeader(
-                sender_code=run.jurisdiction,
-                sender_name=authority.name,
-                run_id=run.id,
-                mailed_on=seoul_date(room.clock()),
-                pieces=len(ids),
-                pdf_name=PDF_NAME,
-            )
-            placements: list[print_runs.Placement] = []
-            with ManifestWriter(manifest_path, header) as manifest, open(pdf_path, "wb") as out:
-                documents = _documents(session, room, ids, manifest, placements)
-                pages = write_documents_pdf(documents, out, progress=progress)
-            if pages != len(ids) or len(placements) != len(ids):
-                raise RuntimeError(f"rendered {pages} pages for {len(ids)} documents")
-            receipt = service.submit(manifest_path, pdf_path)
-            print_runs.record_printed(
-                session,
-                run,
-                placements,
-                room.clock(),
-                pdf_path=str(pdf_path),
-                manifest_path=str(manifest_path),
-                postal_name=service.name,
-                postal_receipt=receipt,
-            )
-            log.info("print run %s: %s documents, postal receipt %s", run_id, len(placements), receipt)
-            return run
-    except BaseException as exc:
-        shutil.rmtree(directory, ignore_errors=True)
+        if claim.attempt > MAX_ATTEMPTS:
+            raise RuntimeError(f"its workers stopped {claim.attempt - 1} times before it was printed")
+        while (run := _render_chunk(room, claim, run_id, progress)).status == print_runs.PRINTING:
+            if run.rendered == run.documents:
+                return _post(room, claim, run_id)
+        return run
+    except jobs.LeaseLost:
+        raise
+    except Exception as exc:
         # the type and the message only: printing's and the adapter's messages name fields, never values
         with room.transaction() as session:
+            jobs.hold(session, claim)
             print_runs.release(session, run_id, f"{type(exc).__name__}: {exc}", room.clock())
+        shutil.rmtree(room.run_dir(run_id), ignore_errors=True)
         log.warning("print run %s failed and gave its documents back: %s", run_id, type(exc).__name__)
         raise
 
 
-def _documents(
-    session: Session,
-    room: Mailroom,
-    ids: list[int],
-    manifest: ManifestWriter,
-    placements: list[print_runs.Placement],
-) -> Iterator[PrintDocument]:
-    """The run's documents in order, built a chunk at a time; each one's manifest line is written as it goes (one
-    page per document: ``printing.a4`` renders each on one page or refuses it)."""
+def render_job(room: Mailroom, claim: jobs.Claim, *, progress: Progress | None = None) -> jobs.Report:
+    """``finish_run`` as the worker's job ``print-run``: the run's counts and one line."""
+    with room.transaction() as session:
+        before = session.get(print_runs.PrintRun, int(claim.payload["run_id"]))
+        resumed = before.rendered if before is not None else 0
+    run = finish_run(room, claim, progress=progress)
+    counts = {"documents": run.documents, "pages": run.pages, "resumed_at": resumed}
+    line = f"print run {run.id} {run.status}: {run.documents} documents, {run.pages} pages"
+    if resumed and run.status == print_runs.PRINTED:
+        line += f" (resumed after document {resumed})"
+    return jobs.Report(line + (f", postal receipt {run.postal_receipt}" if run.postal_receipt else ""), counts)
+
+
+def _render_chunk(room: Mailroom, claim: jobs.Claim, run_id: int, progress: Progress | None) -> print_runs.PrintRun:
+    """Render the next chunk of the run into a PDF part and its manifest lines, and move the cursor past it, in one
+    transaction holding the run's row; the run as it is then (nothing done when it has nothing left to render)."""
+    with room.transaction() as session:
+        run = session.get(print_runs.PrintRun, run_id, with_for_update=True)
+        if run is None:
+            raise LookupError(f"no print run {run_id}")
+        jobs.hold(session, claim)
+        if run.status not in (print_runs.CLAIMED, print_runs.PRINTING) or run.rendered >= run.documents:
+            return run
+        first = run.rendered + 1
+        ids = print_runs.claimed_document_ids(session, run_id, after=run.rendered, limit=room.chunk)
+        parts = room.run_dir(run_id) / PARTS
+        parts.mkdir(parents=True, exist_ok=True)
+        pdf, lines = _part(parts, first, PART_PDF), _part(parts, first, PART_LINES)
+        tmp = f".{os.getpid()}.tmp"  # never another worker's half-written file; the rename makes it whole at once
+        with open(f"{pdf}{tmp}", "wb") as out, open(f"{lines}{tmp}", "w", encoding="utf-8") as pieces:
+            documents = _documents(session, room, ids, first, pieces)
+            pages = write_documents_pdf(documents, out, progress=_shifted(progress, run.rendered))
+        if pages != len(ids):
+            raise RuntimeError(f"rendered {pages} pages for {len(ids)} documents")
+        os.replace(f"{pdf}{tmp}", pdf)
+        os.replace(f"{lines}{tmp}", lines)
+        run.rendered, run.status = run.rendered + len(ids), print_runs.PRINTING
+        return run
+
+
+def _shifted(progress: Progress | None, done: int) -> Progress | None:
+    """``progress`` of the whole run from a chunk's count (``done`` documents were rendered before it)."""
+    return None if progress is None else lambda n: progress(done + n)
+
+
+def _part(parts: Path, first: int, suffix: str) -> Path:
+    return parts / f"{first:06d}{suffix}"
+
+
+def _post(room: Mailroom, claim: jobs.Claim, run_id: int) -> print_runs.PrintRun:
+    """Merge the parts into the run's PDF, write its manifest, hand both to the post and record the run printed, in
+    one transaction holding the run's row; the parts are removed once that committed."""
+    directory = room.run_dir(run_id)
+    with room.transaction() as session:
+        run = session.get(print_runs.PrintRun, run_id, with_for_update=True)
+        assert run is not None
+        jobs.hold(session, claim)
+        if run.status != print_runs.PRINTING:
+            return run
+        pdf_path, manifest_path = directory / PDF_NAME, directory / MANIFEST_NAME
+        starts = _part_starts(directory / PARTS, run.documents)
+        header = ManifestHeader(
+            sender_code=run.jurisdiction,
+            sender_name=authority_of(session, run.jurisdiction).name,
+            run_id=run.id,
+            mailed_on=seoul_date(room.clock()),
+            pieces=run.documents,
+            pdf_name=PDF_NAME,
+        )
+        with ManifestWriter(manifest_path, header) as manifest:
+            for first in starts:
+                for line in _part(directory / PARTS, first, PART_LINES).read_text(encoding="utf-8").splitlines():
+                    manifest.add(MailPiece(**json.loads(line)))
+        with open(pdf_path, "wb") as out:
+            pages = merge_pdfs((_part(directory / PARTS, first, PART_PDF) for first in starts), out)
+        if pages != run.documents:
+            raise RuntimeError(f"merged {pages} pages for {run.documents} documents")
+        postal_name, receipt = _hand_over(room, manifest_path, pdf_path)
+        ids = print_runs.claimed_document_ids(session, run_id)
+        print_runs.record_printed(
+            session,
+            run,
+            [print_runs.Placement(document_id, seq, seq, seq) for seq, document_id in enumerate(ids, 1)],
+            room.clock(),
+            pdf_path=str(pdf_path),
+            manifest_path=str(manifest_path),
+            postal_name=postal_name,
+            postal_receipt=receipt,
+        )
+    shutil.rmtree(directory / PARTS, ignore_errors=True)
+    log.info("print run %s: %s documents, postal receipt %s", run_id, run.documents, receipt)
+    return run
+
+
+def _hand_over(room: Mailroom, manifest_path: Path, pdf_path: Path) -> tuple[str, str]:
+    """Submit the run's manifest and PDF to the postal service: its name and receipt."""
+    service = room.postal()
+    return service.name, service.submit(manifest_path, pdf_path)
+
+
+def _part_starts(parts: Path, documents: int) -> list[int]:
+    """The first document of each part, walked from 1 by each part's line count (a part a resumed worker wrote
+    again with other bounds is never taken twice)."""
+    starts, first = [], 1
+    while first <= documents:
+        lines = _part(parts, first, PART_LINES)
+        if not lines.is_file():
+            raise LookupError(f"the part from document {first} is missing")
+        starts.append(first)
+        first += sum(1 for _ in lines.open(encoding="utf-8"))
+    return starts
+
+
+def _documents(session: Session, room: Mailroom, ids: list[int], first: int, pieces: TextIO) -> Iterator[PrintDocument]:
+    """The chunk's documents in order, numbered from ``first``, built a slice at a time; each one's manifest line
+    goes to ``pieces`` as it goes (one page per document: ``printing.a4`` renders each on one page or refuses it)."""
     book = rules.load_rulebook(session)
     authorities: dict[str, Authority] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+    seq = first
+    for start in range(0, len(ids), QUERY_SLICE):
+        chunk = ids[start : start + QUERY_SLICE]
         rows = session.execute(
             select(FineDocument, Notice)
             .join(FineCase, FineCase.notice_id == FineDocument.notice_id)
@@ -292,19 +413,17 @@ def _documents(
         for document_id in chunk:
             document, notice = by_id[document_id]
             printable = build_printable(session, room.links, document, notice, room.cipher, book, authorities)
-            seq = len(placements) + 1
-            manifest.add(
-                MailPiece(
-                    seq=seq,
-                    document_no=printable.document_no,
-                    postal_code=printable.addressee.postal_code or "",
-                    name=printable.addressee.name,
-                    address=printable.addressee.address,
-                    first_page=seq,
-                    last_page=seq,
-                )
+            piece = MailPiece(
+                seq=seq,
+                document_no=printable.document_no,
+                postal_code=printable.addressee.postal_code or "",
+                name=printable.addressee.name,
+                address=printable.addressee.address,
+                first_page=seq,
+                last_page=seq,
             )
-            placements.append(print_runs.Placement(document_id, seq, seq, seq))
+            pieces.write(json.dumps(dataclasses.asdict(piece), ensure_ascii=False) + "\n")
+            seq += 1
             yield printable.document
         for document, notice in rows:  # a run of thousands must not keep every row in the identity map
             session.expunge(document)
@@ -319,11 +438,25 @@ def print_run(
     *,
     progress: Progress | None = None,
 ) -> print_runs.PrintRun:
-    """Take and print in one call (the API): the finished run, ``empty`` when nothing was left to print."""
-    run = start_run(room, selection, scope, actor)
+    """Take and print in this process (the tests; the command shows its progress between ``start_run`` and
+    ``print_started``). The run as it ended, see ``print_started``; ``empty`` when nothing was left to print."""
+    worker = worker_id("print-run")
+    run = start_run(room, selection, scope, actor, worker=worker)
     if run.status != print_runs.CLAIMED:
         return run
-    return finish_run(room, run.id, progress=progress)
+    return print_started(room, run.id, worker, progress=progress)
+
+
+def print_started(room: Mailroom, run_id: int, worker: str, *, progress: Progress | None = None) -> print_runs.PrintRun:
+    """Print in this process a run whose job ``start_run(worker=…)`` leased to ``worker``, recording the run as the
+    worker records its jobs. The run as it ended: ``printed``, ``failed`` (its ``error`` says why) — or still
+    ``printing`` when this process lost the job to a worker (then that worker finishes it)."""
+    claim = take_run(room, run_id, worker)
+    run_claimed(room.transaction, claim, lambda: render_job(room, claim, progress=progress))
+    with room.transaction() as session:
+        done = session.get(print_runs.PrintRun, run_id)
+        assert done is not None
+        return done
 
 
 def run_table(run: print_runs.PrintRun) -> list[str]:

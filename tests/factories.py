@@ -27,6 +27,7 @@ from models.base import Actor
 from models.catalog import schedule_rules
 from models.crypto import PiiCipher
 from models.devices import RegisterDevice, register_device
+from models.feed import register_writer
 from models.users import User
 from tests.conftest import TEST_LOOKUP_KEY, TEST_PII_KEY
 from tests.support.outbox import look_up_owners
@@ -192,7 +193,9 @@ class FakeRegistry:
 
 
 def maker(session: Session) -> Maker:
-    """A Maker whose device is enrolled (it has the QR key the server signs mailed documents' links with)."""
+    """A Maker whose device is enrolled (it has the QR key the server signs mailed documents' links with); its
+    session's transaction is registered as a writer of changes first, as the server's units of work are."""
+    register_writer(session)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     device, code = register_device(session, RegisterDevice("11110", "인쇄 시험 단말"), Actor.system(), start,
                                    timedelta(days=3650))  # fmt: skip

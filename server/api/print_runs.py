@@ -1,9 +1,12 @@
 """Back office, ``/api/v1/print-runs``: bulk print runs of mailed documents (issue 6; ``services.mailing``).
 
 - ``POST /print-runs`` ``{"kind", "jurisdiction"?, "issued_from"?, "issued_to"?, "limit"?}``: take every document of
-  the selection no run has printed yet and print them now into one PDF and an e-그린우편 manifest handed to the
-  postal service; 201 with the run (``empty`` when nothing was left: a rerun prints nothing twice).
-- ``GET /print-runs``, ``GET /print-runs/<id>``: the caller's runs (a district sees its own; city staff all).
+  the selection no run has printed yet and queue the run for the worker, which prints it into one PDF and an
+  e-그린우편 manifest handed to the postal service; 202 at once with the run (``claimed``, or ``empty`` when nothing
+  was left: a rerun prints nothing twice) and its URL in ``Location``.
+- ``GET /print-runs``, ``GET /print-runs/<id>``: the caller's runs (a district sees its own; city staff all), each
+  with its progress: ``claimed`` (waiting for a worker), ``printing`` (``rendered`` of ``documents``), ``printed``,
+  ``failed`` (``error``).
 - ``GET /print-runs/<id>/notices.pdf``, ``…/manifest``: the run's files. Both carry names and addresses: every
   download is logged (``print_run_exports``: who, from where, when).
 
@@ -64,14 +67,18 @@ class PrintRunOut(Schema):
     kind = fields.String()
     issued_from = fields.Date(allow_none=True)
     issued_to = fields.Date(allow_none=True)
-    status = fields.String(metadata={"description": "claimed, printed, empty or failed"})
-    documents = fields.Integer()
+    status = fields.String(
+        metadata={"description": "claimed (queued for a worker), printing, printed, empty or failed"}
+    )
+    documents = fields.Integer(metadata={"description": "documents the run took"})
+    rendered = fields.Integer(metadata={"description": "documents rendered so far (the progress while printing)"})
     pages = fields.Integer()
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
     postal_name = fields.String(allow_none=True)
     postal_receipt = fields.String(allow_none=True)
     requested_by = fields.String(attribute="actor_label", allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "why a failed run failed"})
     pdf_url = fields.Method("_pdf_url", allow_none=True)
     manifest_url = fields.Method("_manifest_url", allow_none=True)
 
@@ -99,6 +106,17 @@ def _run_id(value: str) -> int:
     if not _ID.fullmatch(value):
         raise NotFound("no such print run", field="run_id")
     return int(value)
+
+
+def _selection(body: dict[str, Any], own: str) -> print_runs.PrintSelection:
+    """The run's selection from the request (default jurisdiction: the caller's own)."""
+    return print_runs.PrintSelection(
+        kind=body["kind"],
+        jurisdiction=body.get("jurisdiction") or own,
+        issued_from=body.get("issued_from"),
+        issued_to=body.get("issued_to"),
+        limit=body.get("limit"),
+    )
 
 
 def _download(run_id: str, what: str) -> Response:
@@ -154,21 +172,17 @@ class PrintRuns(MethodView):
 
     @auth.staff(*PRINTERS)
     @blp.arguments(PrintRunIn)
-    @blp.response(201, PrintRunOut)
+    @blp.response(202, PrintRunOut, description="queued: the worker prints it; its progress at `Location`")
     @blp.alt_response(404, description="not_found: a jurisdiction outside the caller's")
     def post(self, body: dict[str, Any]) -> Any:
-        """Print every unprinted mailed document of the selection into one PDF and a manifest for the post."""
+        """Queue a print run of every unprinted mailed document of the selection (one PDF and a manifest for the
+        post); answers at once."""
         principal = auth.current_principal()
-        selection = print_runs.PrintSelection(
-            kind=body["kind"],
-            jurisdiction=body.get("jurisdiction") or principal.jurisdiction,
-            issued_from=body.get("issued_from"),
-            issued_to=body.get("issued_to"),
-            limit=body.get("limit"),
-        )
         with unit_of_work() as session:
             scope = auth.scope_of(session, principal)
-        return mailing.print_run(wiring.mailroom(runtime(), unit_of_work), selection, scope, principal.actor())
+        room = wiring.mailroom(runtime(), unit_of_work)
+        run = mailing.start_run(room, _selection(body, principal.jurisdiction), scope, principal.actor())
+        return run, 202, {"Location": f"/api/v1/print-runs/{run.id}"}
 
 
 @blp.route("/print-runs/<run_id>")

@@ -1,6 +1,8 @@
-"""``/api/v1/print-runs`` through the real app (server/api/print_runs.py): a clerk prints their district's mailed
-documents over HTTP and downloads the PDF and the manifest (each download logged); another district can neither
-print nor see them; bad input is a 422 problem naming the field."""
+"""``/api/v1/print-runs`` through the real app (server/api/print_runs.py): a clerk queues a print run of their
+district's mailed documents over HTTP (202 at once, ``claimed``), a worker prints it (``server.worker``, in process
+here; ``tests/integration/test_worker.py`` runs real worker processes) and the clerk follows it to ``printed``, then
+downloads the PDF and the manifest (each download logged); another district can neither print nor see them; bad
+input is a 422 problem naming the field."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from models import print_runs
 from models.users import User
 from server import create_app
 from server.config import Config
+from server.worker import worker
+from services import mailing
 from tests.factories import advance_noticed
 from tests.support.device import staff_token
 
@@ -41,20 +45,35 @@ def auth(client: httpx.Client, login: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {staff_token(client, login)}"}
 
 
+def work(app: Flask) -> list[str]:
+    """What a worker does with the print runs queued now: each one's key, once it ran it."""
+    crew = worker(app.extensions["jingsu"], "api-test")
+    done = []
+    while (outcome := crew.next([mailing.JOB_NAME])) is not None:
+        assert outcome.ok, outcome
+        done.append(outcome.job)
+    return done
+
+
 def test_a_clerk_prints_the_districts_notices_and_downloads_the_pdf_and_manifest_each_download_logged(
-    client: httpx.Client, session: Session
+    app: Flask, client: httpx.Client, session: Session
 ) -> None:
     numbers = advance_noticed(session, 4)
     clerk = auth(client, "clerk.11110")
 
     created = client.post("/api/v1/print-runs", json={"kind": "advance_notice"}, headers=clerk)
 
-    assert created.status_code == 201, created.text
-    body = created.json()
-    assert (body["status"], body["documents"], body["pages"], body["jurisdiction"]) == ("printed", 4, 4, "11110")
-    assert body["postal_receipt"].startswith("EGP-SBX-") and body["requested_by"] == "clerk.11110"
-    one = client.get(f"/api/v1/print-runs/{body['id']}", headers=clerk)
-    assert one.status_code == 200 and one.json()["postal_receipt"] == body["postal_receipt"]
+    assert created.status_code == 202, created.text
+    queued = created.json()
+    assert created.headers["location"] == f"/api/v1/print-runs/{queued['id']}"
+    assert (queued["status"], queued["documents"], queued["rendered"]) == ("claimed", 4, 0)
+    assert (queued["pdf_url"], queued["postal_receipt"], queued["requested_by"]) == (None, None, "clerk.11110")
+    assert work(app) == [f"print-run:{queued['id']}"]
+    one = client.get(created.headers["location"], headers=clerk)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert (body["status"], body["documents"], body["rendered"], body["pages"]) == ("printed", 4, 4, 4)
+    assert body["jurisdiction"] == "11110" and body["postal_receipt"].startswith("EGP-SBX-")
     listed = client.get("/api/v1/print-runs", headers=clerk).json()
     assert [r["id"] for r in listed["items"]][:1] == [body["id"]]
 
@@ -78,12 +97,15 @@ def test_a_clerk_prints_the_districts_notices_and_downloads_the_pdf_and_manifest
 
     again = client.post("/api/v1/print-runs", json={"kind": "advance_notice"}, headers=clerk)
 
-    assert again.status_code == 201 and (again.json()["status"], again.json()["documents"]) == ("empty", 0)
+    assert again.status_code == 202 and (again.json()["status"], again.json()["documents"]) == ("empty", 0)
+    assert work(app) == []  # nothing to print, no job
     nothing = client.get(f"/api/v1/print-runs/{again.json()['id']}/notices.pdf", headers=clerk)
     assert nothing.status_code == 409 and nothing.json()["code"] == "not_printed"
 
 
-def test_another_district_can_neither_print_nor_see_the_districts_runs(client: httpx.Client, session: Session) -> None:
+def test_another_district_can_neither_print_nor_see_the_districts_runs(
+    app: Flask, client: httpx.Client, session: Session
+) -> None:
     advance_noticed(session, 2)
     other = auth(client, "clerk.11680")
 
@@ -92,10 +114,12 @@ def test_another_district_can_neither_print_nor_see_the_districts_runs(client: h
 
     assert refused.status_code == 404 and refused.headers["content-type"] == PROBLEM_JSON
     assert refused.json()["code"] == "not_found"
-    assert own.status_code == 201 and (own.json()["jurisdiction"], own.json()["documents"]) == ("11680", 0)
+    assert own.status_code == 202 and (own.json()["jurisdiction"], own.json()["documents"]) == ("11680", 0)
     clerk = auth(client, "clerk.11110")
-    mine = client.post("/api/v1/print-runs", json={"kind": "advance_notice"}, headers=clerk).json()
-    assert mine["documents"] == 2  # nothing of 11110 was taken by the other district
+    queued = client.post("/api/v1/print-runs", json={"kind": "advance_notice"}, headers=clerk).json()
+    assert queued["documents"] == 2  # nothing of 11110 was taken by the other district
+    work(app)
+    mine = client.get(f"/api/v1/print-runs/{queued['id']}", headers=clerk).json()
     for path in (f"/api/v1/print-runs/{mine['id']}", mine["pdf_url"], mine["manifest_url"]):
         response = client.get(path, headers=other)
         assert response.status_code == 404 and response.json()["code"] == "not_found", path

@@ -4,7 +4,8 @@ e-그린우편 manifest, each printed once.
 - a run over 40 사전통지서: one page per document, the manifest parses back and matches the PDF page for page, each
   page shows its addressee and facts, every QR on the sampled pages decodes to the notice's server-signed link;
 - each document records its run and ``printed_at``; a rerun prints nothing; 부과 고지서 print the same way;
-- a failed run gives its documents back and leaves no files; the date range and bad selections;
+- a failed run gives its documents back and leaves no files; a run whose worker died is resumed at its cursor by
+  the next worker once the lease ran out, its parts merged; the date range and bad selections;
 - two runs on two connections never take the same document (the second waits, then skips what the first took);
 - the ``print-run`` command: a progress bar, then the run as a table.
 """
@@ -27,10 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.postal import PostalRefused, SandboxPostal, parse_manifest
 from models import fines, payment_refs, print_runs
+from models import jobs as job_models
 from models.base import Actor, Scope
 from models.errors import InvalidInput, NotFound
 from models.feed import register_writer
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineDocument
+from models.jobs import JobBusy
 from models.notices import Notice
 from server import create_app, wiring
 from server.config import Config
@@ -75,7 +78,8 @@ def impose_all(session: Session, now: datetime) -> fines.ImpositionBatch:
 
 @pytest.fixture
 def config(test_config: Config, tmp_path: Path) -> Config:
-    return dataclasses.replace(test_config, var_dir=tmp_path)
+    # 16 documents a chunk: the run of 40 below is rendered in three parts, merged at the end
+    return dataclasses.replace(test_config, var_dir=tmp_path, print_run_chunk=16)
 
 
 @pytest.fixture
@@ -207,9 +211,10 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
             raise PostalRefused("closed for the holiday")
 
     room = dataclasses.replace(mailroom(app), postal=Refusing)
-    claimed = mailing.start_run(room, print_runs.PrintSelection(ADVANCE_NOTICE, "11110"), Scope.everything(), ACTOR)
+    selection = print_runs.PrintSelection(ADVANCE_NOTICE, "11110")
+    claimed = mailing.start_run(room, selection, Scope.everything(), ACTOR, worker="worker-1")
     with pytest.raises(PostalRefused):
-        mailing.finish_run(room, claimed.id)
+        mailing.finish_run(room, mailing.take_run(room, claimed.id, "worker-1"))
     failed = session.get(print_runs.PrintRun, claimed.id, populate_existing=True)
     assert failed is not None and (failed.status, failed.documents) == ("failed", 0)
     assert "PostalRefused" in (failed.error or "")
@@ -219,22 +224,57 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
     assert run(app).documents == 5
 
 
-def test_a_run_left_claimed_by_a_process_that_died_is_given_back_to_the_next_run(app: Flask, session: Session) -> None:
-    advance_noticed(session, 3)
+class Died(BaseException):
+    """The worker's process ending mid-chunk (nothing of ours catches a BaseException but to hand a job back)."""
+
+
+def test_a_run_whose_worker_died_is_resumed_at_its_cursor_by_the_next_worker_once_the_lease_ran_out(
+    app: Flask, session: Session, config: Config
+) -> None:
+    advance_noticed(session, 7)
+    room = dataclasses.replace(mailroom(app), chunk=3, lease=timedelta(seconds=30))
     selection = print_runs.PrintSelection(ADVANCE_NOTICE, "11110")
-    stuck = mailing.start_run(mailroom(app), selection, Scope.everything(), ACTOR)
-    assert (stuck.status, stuck.documents) == ("claimed", 3)
-    assert run(app).documents == 0  # a fresh claim may still be printing: left alone
-    row = session.get(print_runs.PrintRun, stuck.id)
+    started = mailing.start_run(room, selection, Scope.everything(), ACTOR, worker="dies")
+    claim = mailing.take_run(room, started.id, "dies")
+
+    def die_at_the_fifth(n: int) -> None:
+        if n == 5:
+            raise Died
+
+    with pytest.raises(Died):
+        mailing.finish_run(room, claim, progress=die_at_the_fifth)
+
+    # the first chunk is committed with the cursor; the second rolled back; the lease still holds the job
+    half = session.get(print_runs.PrintRun, started.id, populate_existing=True)
+    assert half is not None and (half.status, half.rendered, half.documents) == ("printing", 3, 7)
+    inputs = dataclasses.replace(wiring.job_inputs(app.extensions["jingsu"]), mailroom=room)
+    worker = jobs.Worker(room.transaction, room.clock, inputs, "next")
+    assert worker.next([mailing.JOB_NAME]) is None  # not due: its lease has not run out
+    with pytest.raises(JobBusy):
+        worker.by_hand(mailing.job_key(started.id))
+    row = job_models.job(session, mailing.job_key(started.id))
     assert row is not None
-    row.created_at -= print_runs.ABANDONED_AFTER + timedelta(minutes=1)
+    row.leased_until = datetime.now(UTC) - timedelta(seconds=1)  # the lease ran out (its worker renews no more)
     session.flush()
 
-    again = run(app)
+    outcome = worker.next([mailing.JOB_NAME])
 
-    assert (again.status, again.documents) == ("printed", 3)
+    assert outcome is not None and outcome.ok, outcome
+    assert outcome.counts == {"documents": 7, "pages": 7, "resumed_at": 3}
+    assert "resumed after document 3" in outcome.summary
+    done = session.get(print_runs.PrintRun, started.id, populate_existing=True)
+    assert done is not None and (done.status, done.rendered, done.pages) == ("printed", 7, 7)
+    manifest = parse_manifest(Path(done.manifest_path or "").read_bytes())
+    pages = pdf_pages(Path(done.pdf_path or ""))
+    assert len(pages) == manifest.total_pages == 7
+    for piece in manifest.pieces:  # page n is the document the manifest lists n-th, across the three parts
+        assert piece.document_no in pages[piece.first_page - 1] and piece.name in pages[piece.first_page - 1]
+    assert not (config.var_dir / "print-runs" / str(done.id) / "parts").exists()
+    runs = job_models.runs(session, row.id)
+    assert [(r.worker, r.ok) for r in runs] == [("dies", False), ("next", True)]
+    assert "lost: worker dies stopped" in (runs[0].error or "")
     session.refresh(row)
-    assert row.status == "failed" and "abandoned" in (row.error or "")
+    assert (row.status, row.attempts, row.leased_by) == ("done", 2, None)
 
 
 def test_the_date_range_selects_by_issue_date_and_bad_selections_are_refused_naming_the_field(
@@ -359,10 +399,10 @@ def test_a_job_and_a_print_run_run_through_the_services_with_no_flask_app_at_all
     def no_gateway() -> Any:
         raise AssertionError("the owner lookups ask no gateway and no e-approval")
 
-    inputs = jobs.JobInputs(settings, CIPHER, registry=FakeRegistry, gateway=no_gateway)
-    lookups = [job for job in jobs.JOBS if job.name == "lookup-owners"]
+    inputs = jobs.JobInputs(settings, CIPHER)
+    lookups = ["lookup-owners"]
 
-    [outcome] = jobs.run_once(lookups, transactions(sessions), lambda: LOOKED_UP, inputs)
+    [outcome] = jobs.Worker(transactions(sessions), lambda: LOOKED_UP, inputs, "test").run_once(lookups)
     systems = Outside(CIPHER, registry=FakeRegistry, approval=no_gateway, gateway=no_gateway)
     delivered = deliver_due(transactions(sessions), lambda: LOOKED_UP, systems, "test-worker")
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -45,9 +45,7 @@ def upgrade() -> None:
         sa.CheckConstraint("attempts >= 0", name=op.f("ck_outbox_attempts")),
     )
     # the worker's claim: pending rows in id order
-    op.create_index(
-        "ix_outbox_due", "outbox", ["id"], postgresql_where=sa.text("status = 'pending'")
-    )
+    op.create_index("ix_outbox_due", "outbox", ["id"], postgresql_where=sa.text("status = 'pending'"))
     # a stream's head: the earlier rows of a stream that are not finished (pending or dead block the ones after)
     op.create_index(
         "ix_outbox_stream_open",
