@@ -262,27 +262,29 @@ def _file_sha256(path: Path) -> str:
 class PostalService(Protocol):
     """The post as a print run uses it: hand over a run's manifest and merged PDF, get a receipt id back.
 
-    ``submit`` must be idempotent for the same run and manifest (a run retried after a crash between the post's
-    answer and our commit gets the same receipt, not a second mailing). Raises ``ManifestError`` for a manifest that
-    breaks the format and ``PostalRefused`` when the service says no."""
+    ``submit`` must be idempotent for the same run and manifest, and for the same ``idempotency_key`` (the outbox
+    row's: a hand-over delivered again after a crash between the post's answer and our commit gets the same receipt,
+    not a second mailing). Raises ``ManifestError`` for a manifest that breaks the format and ``PostalRefused``
+    when the service says no."""
 
     @property
     def name(self) -> str: ...
 
-    def submit(self, manifest_path: Path, pdf_path: Path) -> str: ...
+    def submit(self, manifest_path: Path, pdf_path: Path, *, idempotency_key: str | None = None) -> str: ...
 
 
 class SandboxPostal:
     """The default postal service: validates the manifest (format, counts, the PDF's page count) and stores a copy
     with its receipt under ``<var_dir>/postal/``; the receipt id is derived from the run and the manifest's hash, so
-    submitting the same run again answers the same receipt."""
+    submitting the same run again answers the same receipt. Like the other sandboxes it counts, per idempotency key,
+    the deliveries that arrived and the effects applied (``idempotency.json``: a mailing is applied once)."""
 
     name = "sandbox"
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def submit(self, manifest_path: Path, pdf_path: Path) -> str:
+    def submit(self, manifest_path: Path, pdf_path: Path, *, idempotency_key: str | None = None) -> str:
         data = manifest_path.read_bytes()
         manifest = parse_manifest(data)
         pages = pdf_page_count(pdf_path)
@@ -291,6 +293,11 @@ class SandboxPostal:
         digest = hashlib.sha256(data).hexdigest()
         receipt = f"EGP-SBX-{manifest.header.run_id:08d}-{digest[:10].upper()}"
         self.root.mkdir(parents=True, exist_ok=True)
+        applied = not (self.root / f"{receipt}.txt").exists()
+        if idempotency_key is not None:
+            self._count(idempotency_key, applied)
+        if not applied:
+            return receipt
         (self.root / f"{receipt}.txt").write_bytes(data)
         summary = {
             "receipt": receipt,
@@ -303,6 +310,19 @@ class SandboxPostal:
         }
         (self.root / f"{receipt}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return receipt
+
+    def _count(self, key: str, applied: bool) -> None:
+        path = self.root / "idempotency.json"
+        counts = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        seen = counts.setdefault(key, {"deliveries": 0, "effects": 0})
+        seen["deliveries"] += 1
+        seen["effects"] += int(applied)
+        path.write_text(json.dumps(counts, indent=2, sort_keys=True), encoding="utf-8")
+
+    def idempotency(self) -> dict[str, dict[str, int]]:
+        """Per key: how many deliveries arrived and how many effects were applied."""
+        path = self.root / "idempotency.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 @dataclass(frozen=True)

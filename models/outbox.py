@@ -62,6 +62,7 @@ REGISTRY_LOOKUP = Operation("registry", "lookup")  # 차적조회 (models.fines.
 APPROVAL_SUBMIT = Operation("approval", "submit")  # 결재 상신 of an imposition batch (models.fines.imposition)
 GATEWAY_QUERY = Operation("gateway", "query")  # a payment left pending, asked about (services.payments)
 GATEWAY_REFUND = Operation("gateway", "refund")  # an approval after abandonment, given back (services.payments)
+POSTAL_SUBMIT = Operation("postal", "submit")  # a print run's manifest and PDF handed to the post (services.mailing)
 TARGETS = ("registry", "approval", "gateway", "postal")
 
 

@@ -254,6 +254,32 @@ def record_printed(
     return run
 
 
+def record_postal_receipt(session: Session, run_id: int, postal_name: str, receipt: str) -> str:
+    """The post's receipt of a printed run (its hand-over went through the outbox): ``recorded``, or ``already``
+    when the run has it (a delivery applied twice changes nothing)."""
+    run = session.get(PrintRun, run_id, with_for_update=True)
+    if run is None:
+        raise LookupError(f"no print run {run_id}")
+    if run.postal_receipt is not None:
+        return "already"
+    run.postal_name, run.postal_receipt = postal_name, receipt
+    session.flush()
+    return "recorded"
+
+
+def withdraw(session: Session, run_id: int, reason: str, now: datetime) -> bool:
+    """A printed run whose hand-over to the post was given up (no receipt): it gives its documents back (a later
+    run prints them) and is marked ``failed`` with ``reason``. False when it has a receipt or is not printed."""
+    run = session.get(PrintRun, run_id, with_for_update=True)
+    if run is None or run.status != PRINTED or run.postal_receipt is not None:
+        return False
+    session.execute(delete(PrintRunItem).where(PrintRunItem.run_id == run_id))
+    run.status, run.finished_at, run.error, run.documents, run.pages = FAILED, now, reason[:2000], 0, 0
+    run.pdf_path = run.manifest_path = None
+    session.flush()
+    return True
+
+
 def release(session: Session, run_id: int, error: str, now: datetime) -> None:
     """A run that could not finish gives its documents back (a later run takes them) and is marked ``failed``; one
     already printed stays as it is."""

@@ -65,7 +65,7 @@ def job_inputs(rt: Runtime) -> JobInputs:
 
 def outside(rt: Runtime) -> Outside:
     """What the outbox's deliveries call: the adapters the configuration names, and the cipher."""
-    return Outside(rt.cipher, registry=rt.registry, approval=rt.approval, gateway=lambda: gateway(rt))
+    return Outside(rt.cipher, registry=rt.registry, approval=rt.approval, gateway=lambda: gateway(rt), postal=rt.postal)
 
 
 def outbox_policy(rt: Runtime) -> OutboxPolicy:

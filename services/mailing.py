@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.postal import MailPiece, ManifestHeader, ManifestWriter, PostalService
-from models import jobs, print_runs, rules
+from models import jobs, outbox, print_runs, rules
 from models.base import Actor, Clock, Scope
 from models.crypto import PiiCipher
 from models.fines.tables import ADVANCE_NOTICE, IMPOSITION_NOTICE, FineCase, FineDocument
@@ -359,7 +359,6 @@ def _post(room: Mailroom, claim: jobs.Claim, run_id: int) -> print_runs.PrintRun
             pages = merge_pdfs((_part(directory / PARTS, first, PART_PDF) for first in starts), out)
         if pages != run.documents:
             raise RuntimeError(f"merged {pages} pages for {run.documents} documents")
-        postal_name, receipt = _hand_over(room, manifest_path, pdf_path)
         ids = print_runs.claimed_document_ids(session, run_id)
         print_runs.record_printed(
             session,
@@ -368,18 +367,53 @@ def _post(room: Mailroom, claim: jobs.Claim, run_id: int) -> print_runs.PrintRun
             room.clock(),
             pdf_path=str(pdf_path),
             manifest_path=str(manifest_path),
-            postal_name=postal_name,
-            postal_receipt=receipt,
+            postal_name=room.postal().name,
+            postal_receipt=None,
         )
+        hand_over(session, run, manifest_path, pdf_path, room.clock())
     shutil.rmtree(directory / PARTS, ignore_errors=True)
-    log.info("print run %s: %s documents, postal receipt %s", run_id, run.documents, receipt)
+    log.info("print run %s: %s documents, handed over to the post through the outbox", run_id, run.documents)
     return run
 
 
-def _hand_over(room: Mailroom, manifest_path: Path, pdf_path: Path) -> tuple[str, str]:
-    """Submit the run's manifest and PDF to the postal service: its name and receipt."""
-    service = room.postal()
-    return service.name, service.submit(manifest_path, pdf_path)
+# --- the hand-over to the post, through the outbox ------------------------------------------------------------------
+
+
+def hand_over(session: Session, run: print_runs.PrintRun, manifest_path: Path, pdf_path: Path, now: datetime) -> None:
+    """Queue the run's manifest and PDF for the post, in the transaction that records the run printed (the worker
+    delivers it: ``services.outbox``; the receipt is recorded when the post answers)."""
+    outbox.enqueue(
+        session,
+        outbox.POSTAL_SUBMIT,
+        f"postal:print-run:{run.id}",
+        {"run_id": run.id, "manifest": str(manifest_path), "pdf": str(pdf_path)},
+        now,
+        stream=f"print-run:{run.id}",
+        jurisdiction=run.jurisdiction,
+    )
+
+
+def ask_post(postal: PostalService, delivery: outbox.Delivery) -> tuple[str, str]:
+    """Submit a run's files to the post (no transaction open): the post's name and its receipt."""
+    payload = delivery.payload
+    receipt = postal.submit(Path(payload["manifest"]), Path(payload["pdf"]), idempotency_key=delivery.key)
+    return postal.name, receipt
+
+
+def withdrawn(session: Session, row: outbox.OutboxRow, now: datetime) -> None:
+    """A person gave the hand-over up (the post refused it for good, say): the run gives its documents back, so a
+    later run prints them, and its files go."""
+    run_id = int(row.payload["run_id"])
+    if print_runs.withdraw(session, run_id, "the hand-over to the post was cancelled; a later run prints these", now):
+        shutil.rmtree(Path(row.payload["manifest"]).parent, ignore_errors=True)
+
+
+def record_receipt(session: Session, delivery: outbox.Delivery, answer: tuple[str, str]) -> dict[str, Any]:
+    """Apply the post's answer: the run's receipt."""
+    postal_name, receipt = answer
+    run_id = int(delivery.payload["run_id"])
+    result = print_runs.record_postal_receipt(session, run_id, postal_name, receipt)
+    return {"result": result, "run_id": run_id, "receipt": receipt}
 
 
 def _part_starts(parts: Path, documents: int) -> list[int]:
@@ -459,6 +493,14 @@ def print_started(room: Mailroom, run_id: int, worker: str, *, progress: Progres
         return done
 
 
+def _receipt(run: print_runs.PrintRun) -> str:
+    if run.postal_receipt:
+        return f"{run.postal_name} {run.postal_receipt}"
+    if run.status == print_runs.PRINTED:
+        return f"waiting for {run.postal_name} (the worker hands the run over through the outbox)"
+    return "-"
+
+
 def run_table(run: print_runs.PrintRun) -> list[str]:
     """The run as the command prints it: one labelled line per fact."""
     rows = [
@@ -470,7 +512,7 @@ def run_table(run: print_runs.PrintRun) -> list[str]:
         ("pages", f"{run.pages:,}"),
         ("pdf", run.pdf_path or "-"),
         ("manifest", run.manifest_path or "-"),
-        ("postal receipt", f"{run.postal_name} {run.postal_receipt}" if run.postal_receipt else "-"),
+        ("postal receipt", _receipt(run)),
     ]
     width = max(len(label) for label, _ in rows)
     return [f"{label:<{width}}  {value}" for label, value in rows]

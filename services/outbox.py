@@ -30,12 +30,13 @@ from sqlalchemy.orm import Session
 from adapters.approval import ApprovalService
 from adapters.gateway import PaymentGateway
 from adapters.http import Refused
+from adapters.postal import ManifestError, PostalRefused, PostalService
 from adapters.registry import VehicleRegistry
 from models import outbox
 from models.base import Actor, Clock, Scope
 from models.crypto import PiiCipher
 from models.outbox import Delivery, Operation, OutboxPolicy, OutboxRow
-from services import approvals, owner_lookups
+from services import approvals, mailing, owner_lookups
 from services import payments as payment_service
 from services.uow import Transactions
 
@@ -50,6 +51,12 @@ class Outside:
     registry: Callable[[], VehicleRegistry]
     approval: Callable[[], ApprovalService]
     gateway: Callable[[], PaymentGateway]
+    postal: Callable[[], PostalService] | None = None
+
+    def post(self) -> PostalService:
+        if self.postal is None:
+            raise LookupError("no postal service was given to this worker")
+        return self.postal()
 
 
 Hook = Callable[[Session, OutboxRow, datetime], None]
@@ -91,6 +98,12 @@ HANDLERS: Mapping[Operation, Handler] = {
     outbox.GATEWAY_REFUND: Handler(
         call=lambda o, d: payment_service.ask_refund(o.gateway(), d),
         apply=lambda s, d, answer, o, now: payment_service.apply_refund(s, d, answer, now),
+    ),
+    outbox.POSTAL_SUBMIT: Handler(
+        call=lambda o, d: mailing.ask_post(o.post(), d),
+        apply=lambda s, d, answer, o, now: mailing.record_receipt(s, d, answer),
+        cancelled=mailing.withdrawn,
+        refusals=(PostalRefused, ManifestError),
     ),
 }
 

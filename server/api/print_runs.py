@@ -76,7 +76,12 @@ class PrintRunOut(Schema):
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
     postal_name = fields.String(allow_none=True)
-    postal_receipt = fields.String(allow_none=True)
+    postal_receipt = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the post's receipt; null while the hand-over waits in the outbox (or before printing)"
+        },
+    )
     requested_by = fields.String(attribute="actor_label", allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "why a failed run failed"})
     pdf_url = fields.Method("_pdf_url", allow_none=True)

@@ -22,7 +22,7 @@ from models import print_runs
 from models.users import User
 from server import create_app
 from server.config import Config
-from server.worker import worker
+from server.worker import deliver, worker
 from services import mailing
 from tests.factories import advance_noticed
 from tests.support.device import staff_token
@@ -46,12 +46,16 @@ def auth(client: httpx.Client, login: str) -> dict[str, str]:
 
 
 def work(app: Flask) -> list[str]:
-    """What a worker does with the print runs queued now: each one's key, once it ran it."""
-    crew = worker(app.extensions["jingsu"], "api-test")
+    """What a worker does with the print runs queued now: each one's key, once it ran it; then it delivers the
+    outbox (the runs' hand-over to the post)."""
+    rt = app.extensions["jingsu"]
+    crew = worker(rt, "api-test")
     done = []
     while (outcome := crew.next([mailing.JOB_NAME])) is not None:
         assert outcome.ok, outcome
         done.append(outcome.job)
+    delivered = deliver(rt, "api-test")
+    assert delivered is not None and delivered.dead == 0, delivered
     return done
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.postal import PostalRefused, SandboxPostal, parse_manifest
-from models import fines, payment_refs, print_runs
+from models import fines, outbox, payment_refs, print_runs
 from models import jobs as job_models
 from models.base import Actor, Scope
 from models.errors import InvalidInput, NotFound
@@ -39,12 +39,14 @@ from server import create_app, wiring
 from server.config import Config
 from server.runtime import unit_of_work
 from services import jobs, mailing
+from services import outbox as outbox_service
 from services.outbox import Outside, deliver_due
 from services.payment_links import LinkSettings, PaymentLinks
 from services.uow import transactions
 from tests.factories import CIPHER, CLERK, FakeRegistry, advance_noticed, kst, maker
 from tests.factories import NOTICES_OBSERVED as OBSERVED
 from tests.factories import OWNERS_LOOKED_UP as LOOKED_UP
+from tests.support.outbox import deliver, outside
 
 ACTOR = Actor(label="clerk-test")
 
@@ -174,8 +176,15 @@ def test_a_run_prints_every_unprinted_advance_notice_into_one_pdf_that_matches_i
         item = print_runs.printing_of(session, int(piece.document_no.rsplit("-", 1)[1]))
         assert item is not None and item.run_id == done.id and item.printed_at is not None
         assert (item.seq, item.first_page) == (piece.seq, piece.seq)
-    assert done.postal_name == "sandbox" and done.postal_receipt
-    assert (config.var_dir / "postal" / f"{done.postal_receipt}.txt").read_bytes() == manifest_path.read_bytes()
+    # the hand-over to the post went into the outbox with the run: the worker's delivery brings the receipt
+    assert done.postal_name == "sandbox" and done.postal_receipt is None
+    post = SandboxPostal(config.var_dir / "postal")
+    for _ in range(2):  # a second round finds nothing left; the sandbox applied the key once
+        deliver(session, datetime.now(UTC), outside(CIPHER, postal=post))
+    mailed = session.get(print_runs.PrintRun, done.id, populate_existing=True)
+    assert mailed is not None and mailed.postal_receipt and mailed.postal_receipt.startswith("EGP-SBX-")
+    assert (config.var_dir / "postal" / f"{mailed.postal_receipt}.txt").read_bytes() == manifest_path.read_bytes()
+    assert post.idempotency() == {f"postal:print-run:{done.id}": {"deliveries": 1, "effects": 1}}
 
     again = run(app)
 
@@ -199,7 +208,7 @@ def test_imposition_notices_print_with_their_due_date_and_surcharges_and_only_th
     assert run(app, ADVANCE_NOTICE).documents == 3
 
 
-def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
+def test_a_hand_over_the_post_refuses_waits_as_a_dead_letter_and_when_cancelled_gives_its_documents_back(
     app: Flask, session: Session, config: Config
 ) -> None:
     advance_noticed(session, 5)
@@ -207,21 +216,25 @@ def test_a_run_the_post_refuses_gives_its_documents_back_and_leaves_no_files(
     class Refusing:
         name = "refusing"
 
-        def submit(self, manifest_path: Path, pdf_path: Path) -> str:
+        def submit(self, manifest_path: Path, pdf_path: Path, *, idempotency_key: str | None = None) -> str:
             raise PostalRefused("closed for the holiday")
 
-    room = dataclasses.replace(mailroom(app), postal=Refusing)
-    selection = print_runs.PrintSelection(ADVANCE_NOTICE, "11110")
-    claimed = mailing.start_run(room, selection, Scope.everything(), ACTOR, worker="worker-1")
-    with pytest.raises(PostalRefused):
-        mailing.finish_run(room, mailing.take_run(room, claimed.id, "worker-1"))
-    failed = session.get(print_runs.PrintRun, claimed.id, populate_existing=True)
-    assert failed is not None and (failed.status, failed.documents) == ("failed", 0)
-    assert "PostalRefused" in (failed.error or "")
-    assert print_runs.items(session, claimed.id) == []
-    assert not (config.var_dir / "print-runs" / str(claimed.id)).exists()
+    done = run(app)
+    assert (done.status, done.documents, done.postal_receipt) == ("printed", 5, None)
+    report = deliver(session, datetime.now(UTC), outside(CIPHER, postal=Refusing()))
+    assert report.dead == 1
+    [row] = outbox.list_rows(session, Scope.everything(), status=outbox.DEAD, target="postal", limit=10)
+    assert "closed for the holiday" in (row.last_error or "")
+    assert Path(done.pdf_path or "").is_file()  # kept for a retry once the post opens again
 
-    assert run(app).documents == 5
+    outbox_service.cancel(session, Scope.everything(), row.id, ACTOR, "the post will not take it", datetime.now(UTC))
+
+    failed = session.get(print_runs.PrintRun, done.id, populate_existing=True)
+    assert failed is not None and (failed.status, failed.documents, failed.pdf_path) == ("failed", 0, None)
+    assert "cancelled" in (failed.error or "")
+    assert print_runs.items(session, done.id) == []
+    assert not (config.var_dir / "print-runs" / str(done.id)).exists()
+    assert run(app).documents == 5  # a later run prints them
 
 
 class Died(BaseException):
@@ -376,7 +389,8 @@ def test_the_print_run_command_shows_progress_then_the_run_as_a_table(app: Flask
                  for line in result.output.splitlines() if line and not line.startswith("print run"))  # fmt: skip
     assert lines["status"].strip() == "printed" and lines["documents"].strip() == "6"
     assert lines["pages"].strip() == "6" and lines["pdf"].strip().endswith("notices.pdf")
-    assert lines["manifest"].strip().endswith("manifest.txt") and "EGP-SBX-" in lines["postal"]
+    assert lines["manifest"].strip().endswith("manifest.txt")
+    assert "waiting for sandbox" in lines["postal"]  # the worker hands it over through the outbox
     again = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110"])
     assert again.exit_code == 0 and "empty" in again.output
     bad = app.test_cli_runner().invoke(args=["print-run", "--kind", "advance_notice", "--jurisdiction", "11110",

@@ -40,13 +40,16 @@ def _missing(name: str) -> Callable[[], Any]:
     return fail
 
 
-def outside(cipher: PiiCipher, *, registry: Any = None, approval: Any = None, gateway: Any = None) -> Outside:
+def outside(
+    cipher: PiiCipher, *, registry: Any = None, approval: Any = None, gateway: Any = None, postal: Any = None
+) -> Outside:
     """``Outside`` with the systems given (anything else fails the test when a delivery asks for it)."""
     return Outside(
         cipher,
         registry=(lambda: registry) if registry is not None else _missing("registry"),
         approval=(lambda: approval) if approval is not None else _missing("approval"),
         gateway=(lambda: gateway) if gateway is not None else _missing("gateway"),
+        postal=(lambda: postal) if postal is not None else _missing("postal"),
     )
 
 
