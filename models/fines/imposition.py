@@ -68,9 +68,10 @@ def ineligibility(session: Session, case: FineCase, notice: Notice, today: date,
 
 
 def eligible_cases(
-    session: Session, jurisdiction: str, today: date, book: rules.RuleBook
+    session: Session, jurisdiction: str, today: date, book: rules.RuleBook, *, limit: int | None = None
 ) -> list[tuple[FineCase, Notice, int]]:
-    """Cases of ``jurisdiction`` that may be imposed on ``today``, not already in a pending batch, with the balance."""
+    """Cases of ``jurisdiction`` that may be imposed on ``today``, not already in a pending batch, with the balance
+    (the first ``limit`` of them by notice, if given)."""
     pending = select(ImpositionItem.notice_id).where(ImpositionItem.outcome == ITEM_PENDING)
     stmt = (
         select(FineCase, Notice, ledger.Receivable.id)
@@ -91,16 +92,26 @@ def eligible_cases(
         owed = ledger.balance(session, receivable_id)
         if owed > 0:
             out.append((case, notice, owed))
+            if limit is not None and len(out) >= limit:
+                break
     return out
 
 
-def propose_imposition(session: Session, jurisdiction: str, actor: Actor, now: datetime) -> ImpositionBatch:
-    """Gather every eligible case of ``jurisdiction`` (period over, unpaid, not withdrawn, within the 제척기간)
-    into one 일괄 결정결의 (``proposed``). Raises ``NothingToImpose`` when none is eligible."""
+# a batch's decision is applied in one transaction (a writer of changes: every imposed case tells its device), so a
+# batch is bounded; a district with more eligible cases proposes again for the rest
+BATCH_MAX = 1_000
+
+
+def propose_imposition(
+    session: Session, jurisdiction: str, actor: Actor, now: datetime, *, limit: int = BATCH_MAX
+) -> ImpositionBatch:
+    """Gather the eligible cases of ``jurisdiction`` (period over, unpaid, not withdrawn, within the 제척기간), at
+    most ``limit`` (the rest wait for the next proposal), into one 일괄 결정결의 (``proposed``). Raises
+    ``NothingToImpose`` when none is eligible."""
     ensure_cases(session, now, jurisdiction=jurisdiction)
     today = seoul_date(now)
     book = rules.load_rulebook(session)
-    found = eligible_cases(session, jurisdiction, today, book)
+    found = eligible_cases(session, jurisdiction, today, book, limit=limit)
     if not found:
         raise NothingToImpose(f"no case of {jurisdiction} may be imposed on {today.isoformat()}")
     batch = ImpositionBatch(

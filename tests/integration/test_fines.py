@@ -421,6 +421,16 @@ def test_a_case_paid_between_proposal_and_approval_is_skipped_never_imposed(db_s
     assert case_of(db_session, paid_later, now).imposed_on is None
 
 
+def test_a_batch_is_bounded_and_the_cases_left_over_go_into_the_next_one(db_session, make):
+    made = [make.person(kst(date(2025, 9, 1)), name=f"묶음{n}").notice_no for n in range(3)]
+    now = kst(date(2025, 10, 1))
+    first = fines.propose_imposition(db_session, "11110", CLERK, now, limit=2)
+    second = fines.propose_imposition(db_session, "11110", CLERK, now, limit=2)
+    taken = [[no for _, no in fines.batch_items(db_session, b.id)] for b in (first, second)]
+    assert len(taken[0]) == 2 and set(made) <= set(taken[0]) | set(taken[1])
+    assert not set(taken[0]) & set(taken[1])
+
+
 def test_a_rejected_bulk_decision_imposes_nothing_and_the_cases_may_be_proposed_again(db_session, make, approval):
     notice = make.person(kst(date(2025, 9, 1)))
     now = kst(date(2025, 10, 1))
