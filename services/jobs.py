@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -219,9 +220,22 @@ class Worker:
         def body() -> Report:
             if claim.every is None:
                 return tasks[claim.name].run(self.inputs, claim, progress)
-            return periodic[claim.name].run(self.transaction, self.clock(), self.inputs)
+            return periodic[claim.name].run(self.holding(claim), self.clock(), self.inputs)
 
         return run_claimed(self.transaction, claim, body)
+
+    def holding(self, claim: Claim) -> Transactions:
+        """The job's transactions, each renewing its lease first (``models.jobs.hold``): a job that commits a chunk
+        per transaction keeps its lease for as long as it makes progress, and stops (``LeaseLost``, its chunk rolled
+        back) if another worker took it over meanwhile."""
+
+        @contextmanager
+        def one() -> Iterator[Session]:
+            with self.transaction() as session:
+                jobs.hold(session, claim)
+                yield session
+
+        return one
 
     def serve(self, stop: threading.Event, *, idle: float = 1.0, names: Sequence[str] | None = None) -> None:
         """Deliver the outbox (a round) and claim and run a due job, one at a time, until ``stop`` is set; wait

@@ -16,10 +16,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from flask import Flask
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ from models.notices import Notice, receivable_of
 from server import create_app, wiring
 from server.config import ROOT, Config
 from server.runtime import Runtime
-from server.worker import JOBS
+from server.worker import JOBS, worker
 from services import mailing
 from tests.conftest import LiveServer
 from tests.factories import advance_noticed, maker, paid
@@ -148,6 +149,27 @@ def test_a_failing_job_records_its_error_and_the_others_go_on(
 
 
 # --- real worker processes ------------------------------------------------------------------------------------------
+
+
+def test_a_periodic_job_renews_its_lease_at_each_chunk_and_stops_when_another_worker_took_it(
+    connection: Connection, test_config: Config
+) -> None:
+    app = create_app(test_config, bind=connection)
+    me = worker(app.extensions["jingsu"], "chunky")
+    me.schedule()
+    with me.transaction() as session:
+        claim = jobs.take(session, "arrears-steps", me.name, timedelta(seconds=30))
+        first = jobs.job(session, "arrears-steps")
+        assert first is not None and first.leased_until is not None
+        leased_until = first.leased_until
+    with me.holding(claim)() as session:  # a chunk's transaction: the lease is renewed before it writes
+        renewed = jobs.job(session, "arrears-steps")
+        assert renewed is not None and renewed.leased_until is not None and renewed.leased_until >= leased_until
+    with me.transaction() as session:  # its lease ran out (a chunk too slow, say) and another worker claimed it
+        session.execute(text("UPDATE jobs SET leased_until = now() - interval '1 minute' WHERE name = 'arrears-steps'"))
+        jobs.take(session, "arrears-steps", "another-worker", timedelta(seconds=30))
+    with pytest.raises(jobs.LeaseLost), me.holding(claim)():
+        raise AssertionError("the next chunk must not start")
 
 
 def queue_runs(env: dict[str, str], count: int, size: int) -> list[int]:
