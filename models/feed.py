@@ -71,6 +71,7 @@ def register_writer(session: Session | Connection) -> int:
     return ticket
 
 
+WRITER_NAMESPACE = 0x4A46  # "JF": the top 16 bits of a registered writer's advisory lock key (its ticket below)
 WRITER_LATE = "JF001"  # the SQLSTATE of feed_register() for a transaction that wrote before registering
 
 

@@ -2,7 +2,7 @@
 
 Positions are (txid, id) of ``change_log`` rows, served in that order and only for transactions below the feed's
 horizon: the oldest ticket of a transaction registered as a writer of changes and still running (``models.feed``;
-the SQL function ``feed_page`` reads the horizon, then the rows under a newer snapshot). A change-writing transaction
+``_SNAPSHOT`` says how one statement reads it consistently with its snapshot). A change-writing transaction
 that commits late therefore holds the feed back instead of being skipped, nothing is served twice on one cursor
 chain, and no other transaction — a long import, a report, another database of the server — holds it back at all.
 
@@ -28,7 +28,7 @@ from models import devices as device_ops
 from models import feed
 from models.devices import ACTIVE, NumberBlock, number_block_data
 from models.errors import Conflict, Forbidden, InvalidInput
-from models.feed import SCOPE_ALL, device_scope, jurisdiction_scope
+from models.feed import SCOPE_ALL, WRITER_NAMESPACE, device_scope, jurisdiction_scope
 from models.jurisdictions import Jurisdiction
 from models.server_state import bump_epoch, get_state
 
@@ -100,9 +100,25 @@ class _Snapshot:
     newest_block: int
 
 
+# The horizon (``models.feed``): the oldest ticket of a registered writer, the first transaction id not yet
+# completed, and any transaction still running when this statement's snapshot was taken that has ended since (it may
+# have been a writer that let its registration go after the snapshot: its rows are not in the snapshot, so nothing
+# above it may be served yet). The lock table is read once, after the snapshot was taken.
 _SNAPSHOT = text(
-    """
-    WITH snap AS (
+    f"""
+    WITH locks AS MATERIALIZED (
+        SELECT locktype, database, classid, objid, objsubid, transactionid FROM pg_lock_status()
+    ), horizon AS (
+        SELECT least(
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+            (SELECT min(((l.classid::bigint & 65535) << 32) | l.objid::bigint) FROM locks AS l
+              WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND (l.classid::bigint >> 16) = {WRITER_NAMESPACE}
+                AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())),
+            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+              WHERE NOT EXISTS (SELECT 1 FROM locks AS l
+                                 WHERE l.locktype = 'transactionid' AND l.transactionid = xid(x)))
+        ) AS txid
+    ), snap AS (
         SELECT s.epoch, s.feed_floor_id,
                coalesce((SELECT max(id) FROM change_log), 0) AS newest_change,
                d.id AS device_id, d.jurisdiction, d.status,
@@ -116,8 +132,13 @@ _SNAPSHOT = text(
     )
     SELECT snap.epoch, snap.feed_floor_id, snap.newest_change, snap.jurisdiction, snap.status, snap.live_blocks,
            snap.newest_block, c.id, c.txid, c.entity, c.key, c.op, c.data
-    FROM snap LEFT JOIN LATERAL feed_page(
-        ARRAY[:scope_all, :jurisdiction_prefix || snap.jurisdiction, :device_scope]::text[], :txid, :id, :limit
+    FROM snap LEFT JOIN LATERAL (
+        SELECT id, txid, entity, key, op, data FROM change_log
+        WHERE scope = ANY(ARRAY[:scope_all, :jurisdiction_prefix || snap.jurisdiction, :device_scope])
+          AND (txid, id) > (:txid, :id)
+          AND txid < (SELECT txid FROM horizon)
+        ORDER BY txid, id
+        LIMIT :limit
     ) AS c ON true
     ORDER BY c.txid, c.id
     """

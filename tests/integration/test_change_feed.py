@@ -296,14 +296,6 @@ def test_a_transaction_that_wrote_before_registering_cannot_write_changes(feed_e
         assert check.scalar(text("SELECT count(*) FROM change_log WHERE key = '66사6666'")) == 0
 
 
-def test_a_pull_reads_the_feed_only_under_read_committed(feed_engine):
-    device_id = new_device(feed_engine)
-    with Session(feed_engine) as session:
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        with pytest.raises(DBAPIError, match="READ COMMITTED"):
-            pull(session, device_id, None, 10, utcnow(), SETTINGS)
-
-
 # --- paging ---------------------------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ registered, which is at most its own id — and remembers the ticket in the tran
 one that wrote something else before registering (its id could then be older than a horizon a reader already
 passed).
 
-``feed_page()`` reads the horizon first — the oldest ticket still registered in this database (or, with none, the
-first transaction id not yet completed) — and only then, under a fresh snapshot, the changes of transactions below
-it. Other write transactions, in this database or another of the same server, no longer hold
+The pull (``sync.changes``) serves only changes below the feed's horizon: the oldest ticket still registered in
+this database, the first transaction id not yet completed, and any transaction running when its snapshot was taken
+that has ended since. Other write transactions, in this database or another of the same server, no longer hold
 the feed back.
 
 ``treasury_files.lines_done`` is the cursor of a daily file imported a chunk per transaction: importing the same
@@ -60,32 +60,6 @@ END $$;
 CREATE TRIGGER change_log_writers_register BEFORE INSERT ON change_log
     FOR EACH STATEMENT EXECUTE FUNCTION feed_register_trigger();
 
-CREATE FUNCTION feed_page(scopes text[], after_txid bigint, after_id bigint, page_size integer)
-RETURNS TABLE (id bigint, txid bigint, entity varchar, key varchar, op varchar, data jsonb)
-LANGUAGE plpgsql VOLATILE AS $$
-#variable_conflict use_column
-DECLARE
-    horizon bigint;
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'the change feed is read under READ COMMITTED (its rows need a snapshot newer than the horizon)'
-            USING ERRCODE = 'JF002';
-    END IF;
-    -- the horizon: the oldest ticket registered in this database, or the first transaction id not yet completed
-    SELECT least(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
-                 min(((l.classid::bigint & 65535) << 32) | l.objid::bigint))
-      INTO horizon
-      FROM pg_lock_status() AS l
-     WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND (l.classid::bigint >> 16) = {_NAMESPACE}
-       AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database());
-    -- a new statement, so a new snapshot: every registered writer below the horizon had ended before it was taken
-    RETURN QUERY
-        SELECT c.id, c.txid, c.entity, c.key, c.op, c.data
-          FROM change_log AS c
-         WHERE c.scope = ANY(scopes) AND (c.txid, c.id) > (after_txid, after_id) AND c.txid < horizon
-         ORDER BY c.txid, c.id
-         LIMIT page_size;
-END $$;
 """
 
 
@@ -98,6 +72,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("treasury_files", "lines_done")
     op.execute("DROP TRIGGER change_log_writers_register ON change_log")
-    op.execute("DROP FUNCTION feed_page(text[], bigint, bigint, integer)")
     op.execute("DROP FUNCTION feed_register_trigger()")
     op.execute("DROP FUNCTION feed_register()")
