@@ -45,6 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from models.base import Actor, Base, Scope
 from models.errors import InvalidInput, NotFound
 from models.fines.tables import ADVANCE_NOTICE, ENDED, IMPOSITION_NOTICE, MAIL, FineCase, FineDocument
+from models.jurisdictions import Jurisdiction
 
 KINDS = (ADVANCE_NOTICE, IMPOSITION_NOTICE)
 CLAIMED, PRINTING, PRINTED, EMPTY, FAILED = "claimed", "printing", "printed", "empty", "failed"
@@ -168,6 +169,8 @@ def claim_documents(session: Session, selection: PrintSelection, scope: Scope, a
     run sees them taken). Items are numbered 1..n in document order. Status ``claimed``, or ``empty`` (finished)
     when nothing was left to take. Raises like ``check_selection``."""
     check_selection(selection, scope)
+    if session.get(Jurisdiction, selection.jurisdiction) is None:  # a city user naming a district that is not one
+        raise NotFound("no such jurisdiction", field="jurisdiction")
     run = PrintRun(
         jurisdiction=selection.jurisdiction,
         kind=selection.kind,

@@ -162,3 +162,14 @@ def test_unknown_runs_are_not_found(client: httpx.Client) -> None:
     for path in ("/api/v1/print-runs/999999999", "/api/v1/print-runs/abc", "/api/v1/print-runs/0/manifest"):
         response = client.get(path, headers=clerk)
         assert response.status_code == 404 and response.json()["code"] == "not_found", path
+
+
+def test_a_run_for_a_district_that_does_not_exist_is_not_found_not_a_server_error(client: httpx.Client) -> None:
+    # city staff may name any district; one that is not a district answers 404 like one out of scope (issue 13 §1.8)
+    response = client.post(
+        "/api/v1/print-runs", json={"kind": "advance_notice", "jurisdiction": "99999"}, headers=auth(client, "admin")
+    )
+
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert (response.json()["code"], response.json()["field"]) == ("not_found", "jurisdiction")
