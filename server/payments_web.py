@@ -76,6 +76,8 @@ def done(notice_no: str) -> Response:
             return view
         signed = view.signed
         payment = payments.find_payment(session, runtime().config.gateway_name, txn_id) if txn_id else None
+        if payment is not None and payment.notice_no != view.notice_no:
+            payment = None  # another notice's payment is not this page's to show (issue 13 §1.7)
         html = render_template("pay_done.html", v=view, payment=payment, link=f"/p/{notice_no}?{urlencode(signed)}")
     return Response(html, mimetype="text/html")
 

@@ -157,6 +157,21 @@ def test_the_receipt_shows_what_was_paid_when_how_its_allocation_and_the_balance
     assert f"/p/{notice_no}/receipt?" in done
 
 
+def test_the_done_page_never_shows_another_notices_payment(client, connection, device):
+    paid_link = pushed(device, device.issue_person(name=NAME, rrn=RRN))
+    paid_no = urlsplit(paid_link).path.rsplit("/", 1)[1]
+    amount = won(element(client.get(paid_link).text, "due-today"))
+    txn_id = pay(connection, paid_no, amount, datetime.now(UTC))
+    other_link = pushed(device, device.issue_person(name=NAME, rrn=RRN))
+
+    done = client.get(with_path(other_link, "/done", txn_id=txn_id)).text
+
+    assert element(done, "pay-result") == "결제 확인 중입니다"  # as for a payment this page does not know
+    assert txn_id not in done and 'id="paid-amount"' not in done and "receipt-link" not in done
+    own = client.get(with_path(paid_link, "/done", txn_id=txn_id)).text
+    assert element(own, "pay-result") == "납부가 완료되었습니다" and txn_id in own
+
+
 def test_the_receipt_pdf_is_a_korean_a4_receipt_with_the_name_masked(client, connection, device):
     link = pushed(device, device.issue_person(name=NAME, rrn=RRN))
     notice_no = urlsplit(link).path.rsplit("/", 1)[1]
