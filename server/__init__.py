@@ -70,6 +70,7 @@ def create_app(
 
     errors.register(app)
     app.teardown_request(close_request_session)
+    app.after_request(pages.protect_citizen_pages)
 
     @app.before_request
     def _request_id() -> None:

@@ -275,6 +275,25 @@ def landing(notice_no: str) -> Response:
     return Response(html, status=200, mimetype="text/html")
 
 
+# a citizen page's URL is its capability (the signed link): it must not leak through a Referer, a cache or a frame
+CITIZEN_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+def protect_citizen_pages(response: Response) -> Response:
+    """``after_request``: the protective headers on every answer under ``/p/`` (pages, receipts, error pages)."""
+    if request.path.startswith("/p/"):
+        response.headers.update(CITIZEN_HEADERS)
+    return response
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     return Response('{"status":"ok"}', mimetype="application/json")

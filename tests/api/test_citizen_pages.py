@@ -157,6 +157,30 @@ def test_the_receipt_shows_what_was_paid_when_how_its_allocation_and_the_balance
     assert f"/p/{notice_no}/receipt?" in done
 
 
+def test_every_citizen_page_sends_headers_that_keep_its_link_to_itself(client, connection, device):
+    link = pushed(device, device.issue_person(name=NAME, rrn=RRN))
+    notice_no = urlsplit(link).path.rsplit("/", 1)[1]
+    amount = won(element(client.get(link).text, "due-today"))
+    txn_id = pay(connection, notice_no, amount, datetime.now(UTC))
+    answers = {
+        "page": client.get(link),
+        "done": client.get(with_path(link, "/done", txn_id=txn_id)),
+        "receipt": client.get(with_path(link, "/receipt", txn_id=txn_id)),
+        "receipt.pdf": client.get(with_path(link, "/receipt.pdf", txn_id=txn_id)),
+        "opinion": client.get(with_path(link, "/opinion")),
+        "forged link": client.get(link.replace("s=", "s=x")),
+    }
+    for name, response in answers.items():
+        headers = response.headers
+        assert headers.get("referrer-policy") == "no-referrer", name
+        assert headers.get("cache-control") == "no-store", name
+        assert headers.get("x-frame-options") == "DENY", name
+        csp = headers.get("content-security-policy", "")
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, name
+    assert answers["forged link"].status_code >= 400
+    assert "referrer-policy" not in client.get("/healthz").headers  # only the citizen pages carry a capability
+
+
 def test_the_done_page_never_shows_another_notices_payment(client, connection, device):
     paid_link = pushed(device, device.issue_person(name=NAME, rrn=RRN))
     paid_no = urlsplit(paid_link).path.rsplit("/", 1)[1]

@@ -47,8 +47,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def phone(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(
-        viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True, locale="ko-KR"
+    context = chromium.new_context(  # bypass_csp: axe-core is injected as a script the pages' CSP would refuse
+        viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True, locale="ko-KR", bypass_csp=True
     )
     page = context.new_page()
     try:
