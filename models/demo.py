@@ -124,8 +124,11 @@ def load_demo(
         upsert_zone(session, zone_id, jurisdiction, name, kind)
 
     ensure_user(session, CreateUser("admin", "시스템관리자", "admin", SEOUL_CITY[0], password))
+    ensure_user(session, CreateUser("auditor", "감사관", "auditor", SEOUL_CITY[0], password))
     for district in DEMO_DISTRICTS:
         ensure_user(session, CreateUser(f"clerk.{district}", f"담당자{district}", "clerk", district, password))
+        ensure_user(session, CreateUser(f"approver.{district}", f"결재자{district}", "approver", district, password))
+        ensure_user(session, CreateUser(f"auditor.{district}", f"감사담당{district}", "auditor", district, password))
         for n in (1, 2):
             ensure_user(
                 session,

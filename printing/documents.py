@@ -48,6 +48,7 @@ from printing.slip import (
     is_payment_no,
     reduction_percent,
 )
+from protocol.amounts import seoul_date
 from protocol.masking import mask_name
 
 # the 전자납부번호 (LAW.md §3) as printed: 19 digits in the groups of the published sample (5-1-2-2-9)
@@ -694,7 +695,7 @@ def _person_a4(notice: PersonNotice) -> A4Content:
     return A4Content(
         title=TITLE_PERSON,
         document_no=notice.facts.notice_no,
-        issued_on=format_date_ko(notice.issued_at.date()),
+        issued_on=format_date_ko(seoul_date(notice.issued_at)),
         sender=_sender(notice.authority),
         addressee=_envelope(notice.offender),
         summary=_summary(
@@ -855,7 +856,7 @@ def _receipt_a4(receipt: Receipt) -> A4Content:
     return A4Content(
         title=TITLE_RECEIPT,
         document_no=receipt.receipt_no,
-        issued_on=format_date_ko(receipt.paid_at.date()),
+        issued_on=format_date_ko(seoul_date(receipt.paid_at)),  # dates of law are Seoul dates
         sender=_sender(receipt.authority),
         addressee=None,
         summary=_summary(

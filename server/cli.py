@@ -254,9 +254,10 @@ def load_demo_and_describe(rt: Runtime | None = None) -> list[str]:
             production=rt.config.is_production,
             code_ttl=timedelta(hours=rt.config.enrollment_code_hours),
         )
-    lines = ["", "데모 계정 (password: JINGSU_DEMO_PASSWORD, default jingsu-demo)", "  admin"]
+    lines = ["", "데모 계정 (password: JINGSU_DEMO_PASSWORD, default jingsu-demo)", "  admin   auditor"]
     for district in DEMO_DISTRICTS:
-        lines.append(f"  clerk.{district}   officer.{district}.1   officer.{district}.2")
+        lines.append(f"  clerk.{district}   approver.{district}   auditor.{district}   officer.{district}.1   "
+                     f"officer.{district}.2")  # fmt: skip
     lines += ["", f"{'device_id':<38} {'jurisdiction':<12} {'enrollment code':<16} label"]
     for d in devices:
         lines.append(f"{d.device_id:<38} {d.jurisdiction:<12} {d.enrollment_code:<16} {d.label}")

@@ -522,3 +522,16 @@ def test_a_held_event_is_force_processed_once_only_in_scope_and_by_a_clerk(clien
     problem(
         process(client, clerk, protocol.GENESIS_HASH[:8] + "-0000-4000-8000-000000000000", "apply"), 404, "not_found"
     )
+
+
+def test_the_demo_data_has_approver_and_auditor_logins(client: httpx.Client) -> None:
+    # README lists them; a newcomer signs in as each role (issue 13 §1.14)
+    import jwt
+
+    for login, role, jurisdiction in (
+        ("approver.11110", "approver", "11110"),
+        ("auditor.11680", "auditor", "11680"),
+        ("auditor", "auditor", "11000"),
+    ):
+        claims = jwt.decode(staff_token(client, login), options={"verify_signature": False})
+        assert (claims["role"], claims["jur"]) == (role, jurisdiction), login

@@ -558,3 +558,9 @@ def test_bad_input_is_refused_naming_the_field(build: Callable[[], object], fiel
         build()
     assert raised.value.field == field
     assert isinstance(raised.value, InvalidSlipError) and isinstance(raised.value, ValueError)
+
+
+def test_the_receipts_issue_date_is_the_seoul_date_of_the_payment() -> None:
+    # paid at 08:41 in Seoul on 12 March, still 11 March in UTC (issue 13 §1.14)
+    early = replace(RECEIPT, paid_at=datetime(2027, 3, 11, 23, 41, tzinfo=UTC))
+    assert a4_content(early).issued_on == "2027년 03월 12일"
