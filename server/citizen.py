@@ -16,7 +16,8 @@ Every route takes the same signed link fields as the landing page (``a``, ``r``,
 CSRF without cookies: the form carries ``t``, an HMAC (a key derived from the JWT secret, domain-separated) over
 the notice number, the link's signature and the time it was rendered; a POST needs a token at most
 ``FORM_TOKEN_TTL`` old for the same notice and link. A cross-site page cannot read our form to copy a token, and a
-browser's ``Origin`` header, when present, must be our own host. The signed link itself stays the capability:
+browser's ``Origin`` header, when present, must be our own host (or, as our pages send no referrer, ``null`` with
+``Sec-Fetch-Site: same-origin``). The signed link itself stays the capability:
 whoever holds it may submit, as whoever holds the paper slip may.
 """
 
@@ -253,8 +254,12 @@ def token_ok(token: str, notice_no: str, signature: str, now: int) -> bool:
 
 def _same_origin() -> bool:
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin is None  # an opaque origin (a sandboxed frame, a data: page) is never ours
+    if origin is None:
+        return True
+    if origin == "null":
+        # our pages send no referrer (Referrer-Policy: no-referrer), so a browser posts their forms with an opaque
+        # Origin; its fetch metadata still says whether the form was ours. A sandboxed frame or a data: page is not.
+        return request.headers.get("Sec-Fetch-Site") == "same-origin"
     return urlsplit(origin).netloc == request.host
 
 

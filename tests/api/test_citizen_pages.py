@@ -297,6 +297,10 @@ def test_an_opinion_without_a_valid_token_is_refused_and_nothing_changes(client,
         f"/p/{notice_no}/opinion", data={**fields, "summary": "의견"}, headers={"Origin": "https://evil.example"}
     )
     assert cross_site.status_code == 403
+    for metadata in ({}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "none"}):  # an opaque origin elsewhere
+        opaque = client.post(f"/p/{notice_no}/opinion", data={**fields, "summary": "의견"},
+                             headers={"Origin": "null", **metadata})  # fmt: skip
+        assert opaque.status_code == 403, metadata
     with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
         notice = notice_ops.find_notice(session, notice_no)
         assert notice is not None
